@@ -1,0 +1,148 @@
+"""The hardware catalog (profiles/hardware/*.toml) and name matching for `--gpu`.
+
+A name matches case-insensitively on the id, the marketed name, the NVML name and the short forms
+people type ("4090", "RTX 6000 Ada", "A100 SXM 80GB", "H100 PCIe", "M2 Ultra"): every word the
+user typed must start a word of the candidate; the candidate with the fewest extra words wins, and
+a tie is ambiguous (the candidates are listed).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .errors import ProfileError, UsageError, suggest
+from .profiles import _profiles_root
+
+# Words that carry no identity ("NVIDIA GeForce RTX 4090" is "4090").
+GENERIC_WORDS = frozenset({"nvidia", "geforce", "tesla", "rtx", "gtx", "amd", "radeon", "apple", "generation",
+                           "edition", "instinct", "gpu", "core"})
+KINDS = ("gpu", "apple", "unified", "cpu")
+
+
+@dataclass(frozen=True)
+class HardwareSpec:
+    id: str
+    name: str
+    vendor: str
+    kind: str  # gpu | apple | unified | cpu
+    segment: str
+    memory_gib: float | None
+    bandwidth_gb_s: float | None
+    fp16_tflops: float | None
+    fp16_fp32acc_tflops: float | None
+    tdp_watts: float | None
+    launch_price_usd: float | None
+    status: str
+    spec_source: str
+    nvml_name: str = ""
+    aliases: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _words(text: str) -> list[str]:
+    # split letters from digits only where people do: "SXM4" stays, "80GB" stays, "(76-core" splits
+    return [w for w in re.split(r"[^a-z0-9.+]+", text.lower()) if w]
+
+
+def _numeric(where, key, value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProfileError(f"{where}: field '{key}' must be a number, got {value!r}")
+    if value < 0:
+        raise ProfileError(f"{where}: field '{key}' must not be negative, got {value}")
+    return float(value)
+
+
+def parse_catalog(text: str, where: str) -> list[HardwareSpec]:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{where}: not valid TOML ({exc})") from None
+    out = []
+    for i, row in enumerate(doc.get("devices", [])):
+        at = f"{where} devices[{i}] ({row.get('id', '?')})"
+        for key in ("id", "name", "vendor", "kind", "status", "spec_source"):
+            if not isinstance(row.get(key), str) or not row.get(key):
+                raise ProfileError(f"{at}: missing field '{key}'")
+        if row["kind"] not in KINDS:
+            raise ProfileError(f"{at}: field 'kind' must be one of {', '.join(KINDS)}")
+        out.append(
+            HardwareSpec(
+                id=row["id"], name=row["name"], vendor=row["vendor"], kind=row["kind"],
+                segment=row.get("segment", ""),
+                memory_gib=_numeric(at, "memory_gib", row.get("memory_gib")),
+                bandwidth_gb_s=_numeric(at, "bandwidth_gb_s", row.get("bandwidth_gb_s")),
+                fp16_tflops=_numeric(at, "fp16_tflops", row.get("fp16_tflops")),
+                fp16_fp32acc_tflops=_numeric(at, "fp16_fp32acc_tflops", row.get("fp16_fp32acc_tflops")),
+                tdp_watts=_numeric(at, "tdp_watts", row.get("tdp_watts")),
+                launch_price_usd=_numeric(at, "launch_price_usd", row.get("launch_price_usd")),
+                status=row["status"], spec_source=row["spec_source"],
+                nvml_name=row.get("nvml_name", ""), aliases=tuple(row.get("aliases", ())),
+            )
+        )
+    return out
+
+
+@lru_cache(maxsize=1)
+def load_catalog() -> tuple[HardwareSpec, ...]:
+    root = _profiles_root().joinpath("hardware")
+    specs: list[HardwareSpec] = []
+    for path in sorted((p for p in root.iterdir() if p.name.endswith(".toml")), key=lambda p: p.name):
+        specs += parse_catalog(path.read_text(encoding="utf-8"), f"profiles/hardware/{path.name}")
+    return tuple(specs)
+
+
+def _forms(spec: HardwareSpec) -> list[list[str]]:
+    names = [spec.id, spec.name.split("(")[0], spec.nvml_name, *spec.aliases]
+    return [_words(n) for n in names if n]
+
+
+def _extra_words(query: list[str], form: list[str]) -> int | None:
+    """Words of `form` the query did not name, or None when a query word matches nothing."""
+    left = list(form)
+    for q in query:
+        hit = next((w for w in left if w == q), None) or next((w for w in left if w.startswith(q)), None)
+        if hit is None:
+            return None
+        left.remove(hit)
+    return sum(1 for w in left if w not in GENERIC_WORDS)
+
+
+def find_hardware(name: str, catalog: tuple[HardwareSpec, ...] | None = None) -> HardwareSpec:
+    catalog = catalog if catalog is not None else load_catalog()
+    query = [w for w in _words(name) if w not in GENERIC_WORDS] or _words(name)
+    if not query:
+        raise UsageError("empty hardware name")
+    exact = [s for s in catalog if name.strip().lower() in (s.id.lower(), s.name.lower(), s.nvml_name.lower())]
+    if len(exact) == 1:
+        return exact[0]
+    scored = []
+    for spec in catalog:
+        extras = [e for e in (_extra_words(query, f) for f in _forms(spec)) if e is not None]
+        if extras:
+            scored.append((min(extras), spec))
+    if not scored:
+        raise suggest(name, [s.id for s in catalog] + [s.name for s in catalog], "GPU")
+    best = min(score for score, _ in scored)
+    winners = [s for score, s in scored if score == best]
+    if len(winners) > 1:
+        raise UsageError(f"'{name}' is ambiguous: " + ", ".join(f"{s.name} ({s.id})" for s in winners))
+    return winners[0]
+
+
+def find_by_nvml_name(nvml_name: str, catalog: tuple[HardwareSpec, ...] | None = None) -> HardwareSpec | None:
+    """The catalog entry of a detected card, or None (an unknown card degrades only its specs)."""
+    catalog = catalog if catalog is not None else load_catalog()
+    for spec in catalog:
+        if spec.nvml_name and spec.nvml_name.lower() == nvml_name.strip().lower():
+            return spec
+    try:
+        return find_hardware(nvml_name, catalog)
+    except UsageError:
+        return None

@@ -1,0 +1,343 @@
+"""Load and validate the data under profiles/ into frozen dataclasses.
+
+Model profiles (profiles/models/*.toml), element types and quantization recipes
+(profiles/quants.toml). Every check names the file and the field, so a malformed file gives one
+clear line. Data is read with importlib.resources, so an installed wheel works anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from .errors import ProfileError, suggest
+
+ATTENTION_KINDS = ("gqa", "mla", "yoco")
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """One model architecture: what memory and speed depend on. Sizes are element counts."""
+
+    id: str
+    name: str
+    architecture: str
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate: int
+    vocab: int
+    max_context: int
+    source: str
+    attention: str = "gqa"
+    tied_embeddings: bool = False
+    qkv_bias: bool = False
+    norms_per_layer: int = 2
+    # sliding-window attention: every `global_every`-th layer is global, the others see `sliding_window`
+    sliding_window: int = 0
+    global_every: int = 0
+    # MLA (DeepSeek-V2/V3)
+    kv_lora_rank: int = 0
+    q_lora_rank: int = 0
+    qk_rope_head_dim: int = 0
+    qk_nope_head_dim: int = 0
+    v_head_dim: int = 0
+    # YOCO: the self-decoder half keeps only this many tokens per layer
+    self_decoder_window: int = 0
+    # mixture of experts
+    experts: int = 0
+    experts_active: int = 0
+    shared_experts: int = 0
+    expert_intermediate: int = 0
+    dense_layers: int = 0
+    params_reference: float = 0.0
+    tier: str = ""
+    what_if: str = ""
+    base: str = ""
+    aliases: tuple[str, ...] = ()
+    origin: str = ""  # the file it came from
+
+    @property
+    def is_moe(self) -> bool:
+        return self.experts > 0
+
+    @property
+    def n_gqa(self) -> int:
+        return self.heads // self.kv_heads if self.kv_heads else 1
+
+    def is_global_layer(self, i: int) -> bool:
+        """True when layer i attends over the whole context (not a sliding window)."""
+        if not self.sliding_window or not self.global_every:
+            return True
+        return (i + 1) % self.global_every == 0
+
+    @property
+    def attention_label(self) -> str:
+        if self.attention == "mla":
+            return "MLA"
+        if self.attention == "yoco":
+            return "YOCO"
+        if self.sliding_window:
+            return "SWA+global"
+        if self.kv_heads == self.heads:
+            return "MHA"
+        if self.kv_heads == 1:
+            return "MQA"
+        return "GQA"
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ElementType:
+    """A ggml (or vLLM) storage type: `block_elements` values take `block_bytes` bytes."""
+
+    name: str
+    block_elements: int
+    block_bytes: int
+    kv: bool = False
+
+    def row_bytes(self, n_elements: int) -> int:
+        """Bytes of a row of n elements (whole blocks; callers check divisibility)."""
+        blocks = -(-n_elements // self.block_elements)
+        return blocks * self.block_bytes
+
+    @property
+    def bits(self) -> float:
+        return 8 * self.block_bytes / self.block_elements
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A weight file type (Q4_K_M, BF16, ...): which element type each tensor class gets."""
+
+    name: str
+    engines: tuple[str, ...]
+    base: str
+    token_embd: str
+    output: str
+    attn_v: str = ""
+    attn_v_rule: str = ""
+    attn_v_else: str = ""
+    ffn_down: str = ""
+    ffn_down_rule: str = ""
+    ffn_down_else: str = ""
+    attn_output: str = ""
+    moe8_attn_output: str = ""
+    size70b_attn_v_bump: str = ""
+
+
+@dataclass(frozen=True)
+class QuantTable:
+    types: dict
+    recipes: dict
+    fallback: dict
+
+    def type(self, name: str) -> ElementType:
+        try:
+            return self.types[name]
+        except KeyError:
+            raise suggest(name, self.types, "element type") from None
+
+    def recipe(self, name: str) -> Recipe:
+        for key, recipe in self.recipes.items():
+            if key.lower() == name.lower():
+                return recipe
+        raise suggest(name, self.recipes, "quant")
+
+    def kv_type(self, name: str) -> ElementType:
+        t = self.types.get(name.lower()) or self.types.get(name)
+        if t is None or not t.kv:
+            raise suggest(name, [k for k, v in self.types.items() if v.kv], "KV type")
+        return t
+
+
+# ---------------------------------------------------------------- validation helpers
+
+_REQUIRED = ("id", "layers", "hidden", "heads", "vocab", "max_context", "source")
+
+
+def _check_type(where: str, key: str, value, kind):
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok:
+        raise ProfileError(f"{where}: field '{key}' must be {kind.__name__}, got {value!r}")
+
+
+def _model_from_table(table: dict, where: str, architecture: str, bases: dict) -> ModelProfile:
+    known = {f.name for f in dataclasses.fields(ModelProfile)}
+    for key in table:
+        if key not in known or key in ("origin", "architecture"):
+            raise ProfileError(f"{where}: unknown field '{key}'")
+    merged: dict = {}
+    if "base" in table:
+        base = bases.get(table["base"])
+        if base is None:
+            raise ProfileError(f"{where}: field 'base' names unknown model '{table['base']}'")
+        merged.update(dataclasses.asdict(base))
+        merged.update(aliases=(), what_if="", params_reference=base.params_reference)
+    merged.update(table)
+    merged["architecture"] = architecture
+    for key in _REQUIRED:
+        if key not in merged:
+            raise ProfileError(f"{where}: missing field '{key}'")
+    merged.setdefault("name", merged["id"])
+    merged.setdefault("kv_heads", merged["heads"])
+    merged.setdefault("head_dim", merged["hidden"] // merged["heads"] if merged["heads"] else 0)
+    merged.setdefault("intermediate", 0)
+    for f in dataclasses.fields(ModelProfile):
+        if f.name not in merged or f.name in ("origin",):
+            continue
+        value = merged[f.name]
+        if f.type == "int":
+            _check_type(where, f.name, value, int)
+            if value < 0:
+                raise ProfileError(f"{where}: field '{f.name}' must not be negative, got {value}")
+        elif f.type == "str":
+            _check_type(where, f.name, value, str)
+        elif f.type == "bool":
+            _check_type(where, f.name, value, bool)
+        elif f.type == "float":
+            _check_type(where, f.name, value, float)
+            if value < 0:
+                raise ProfileError(f"{where}: field '{f.name}' must not be negative, got {value}")
+    for key in ("layers", "hidden", "heads", "kv_heads", "head_dim", "vocab", "max_context"):
+        if merged[key] <= 0:
+            raise ProfileError(f"{where}: field '{key}' must be positive, got {merged[key]}")
+    if merged.get("attention", "gqa") not in ATTENTION_KINDS:
+        raise ProfileError(
+            f"{where}: field 'attention' must be one of {', '.join(ATTENTION_KINDS)}, got {merged['attention']!r}"
+        )
+    if merged["heads"] % merged["kv_heads"]:
+        raise ProfileError(f"{where}: field 'kv_heads' must divide heads ({merged['heads']})")
+    if merged.get("attention") == "mla" and not (merged.get("kv_lora_rank") and merged.get("qk_rope_head_dim")):
+        raise ProfileError(f"{where}: an MLA model needs 'kv_lora_rank' and 'qk_rope_head_dim'")
+    if merged.get("experts") and not (merged.get("experts_active") and merged.get("expert_intermediate")):
+        raise ProfileError(f"{where}: a MoE model needs 'experts_active' and 'expert_intermediate'")
+    if not merged.get("experts") and merged["intermediate"] <= 0:
+        raise ProfileError(f"{where}: field 'intermediate' must be positive")
+    aliases = merged.get("aliases", ())
+    if not isinstance(aliases, (list, tuple)) or not all(isinstance(a, str) for a in aliases):
+        raise ProfileError(f"{where}: field 'aliases' must be a list of strings")
+    merged["aliases"] = tuple(aliases)
+    merged["origin"] = where
+    return ModelProfile(**merged)
+
+
+def parse_model_file(text: str, where: str, bases: dict | None = None) -> list[ModelProfile]:
+    """Parse one models/*.toml document. `bases` holds already loaded profiles for `base =`."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{where}: not valid TOML ({exc})") from None
+    architecture = doc.get("architecture", "")
+    if not isinstance(architecture, str) or not architecture:
+        raise ProfileError(f"{where}: missing field 'architecture'")
+    tables = doc.get("models")
+    if not isinstance(tables, list) or not tables:
+        raise ProfileError(f"{where}: missing [[models]] tables")
+    known = dict(bases or {})
+    out = []
+    for i, table in enumerate(tables):
+        if not isinstance(table, dict):
+            raise ProfileError(f"{where}: models[{i}] must be a table")
+        model = _model_from_table(table, f"{where} models[{i}] ({table.get('id', '?')})", architecture, known)
+        known[model.id] = model
+        out.append(model)
+    return out
+
+
+def parse_quant_file(text: str, where: str) -> QuantTable:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{where}: not valid TOML ({exc})") from None
+    types = {}
+    for name, t in doc.get("types", {}).items():
+        for key in ("block_elements", "block_bytes"):
+            if key not in t:
+                raise ProfileError(f"{where}: types.{name}: missing field '{key}'")
+            _check_type(f"{where}: types.{name}", key, t[key], int)
+            if t[key] <= 0:
+                raise ProfileError(f"{where}: types.{name}: field '{key}' must be positive")
+        types[name] = ElementType(name, t["block_elements"], t["block_bytes"], bool(t.get("kv", False)))
+    recipes = {}
+    rfields = {f.name for f in dataclasses.fields(Recipe)}
+    for name, r in doc.get("recipes", {}).items():
+        for key, value in r.items():
+            if key not in rfields:
+                raise ProfileError(f"{where}: recipes.{name}: unknown field '{key}'")
+            if key.endswith("_rule") or key == "engines":
+                continue
+            if value not in types:
+                raise ProfileError(f"{where}: recipes.{name}: field '{key}' names unknown type '{value}'")
+        for key in ("engines", "base", "token_embd", "output"):
+            if key not in r:
+                raise ProfileError(f"{where}: recipes.{name}: missing field '{key}'")
+        recipes[name] = Recipe(name=name, **{**r, "engines": tuple(r["engines"])})
+    fallback = dict(doc.get("fallback", {}))
+    return QuantTable(types=types, recipes=recipes, fallback=fallback)
+
+
+# ---------------------------------------------------------------- the registry
+
+@dataclass(frozen=True)
+class Registry:
+    models: dict  # id -> ModelProfile, in file order
+    quants: QuantTable
+    notices: tuple[str, ...] = field(default=())
+
+    def model(self, name: str) -> ModelProfile:
+        key = name.lower().strip()
+        if key in self.models:
+            return self.models[key]
+        for m in self.models.values():
+            if key == m.name.lower() or key in (a.lower() for a in m.aliases):
+                return m
+        names = list(self.models) + [a for m in self.models.values() for a in m.aliases]
+        raise suggest(name, names, "model")
+
+
+# A source checkout (tests run against it, or `python -m advisor` from the repo) has the data beside
+# the package instead of installed as advisor.data.
+_CHECKOUT_PROFILES = Path(__file__).resolve().parent.parent / "profiles"
+
+
+def _profiles_root():
+    try:
+        return resources.files("advisor.data")
+    except ModuleNotFoundError:
+        if _CHECKOUT_PROFILES.is_dir():
+            return _CHECKOUT_PROFILES
+        raise ProfileError("advisor's data files (advisor.data) are not installed; reinstall the package") from None
+
+
+def _read_models(root) -> dict:
+    models: dict = {}
+    files = sorted((p for p in root.joinpath("models").iterdir() if p.name.endswith(".toml")), key=lambda p: p.name)
+    for path in files:
+        for model in parse_model_file(path.read_text(encoding="utf-8"), f"profiles/models/{path.name}", models):
+            if model.id in models:
+                raise ProfileError(f"profiles/models/{path.name}: duplicate model id '{model.id}'")
+            models[model.id] = model
+    return models
+
+
+@lru_cache(maxsize=1)
+def load_registry() -> Registry:
+    """The shipped profiles, loaded once per process."""
+    root = _profiles_root()
+    quants = parse_quant_file(root.joinpath("quants.toml").read_text(encoding="utf-8"), "profiles/quants.toml")
+    return Registry(models=_read_models(root), quants=quants)
+
+
+def profiles_path() -> Path:
+    return Path(str(_profiles_root()))

@@ -1,0 +1,171 @@
+"""Rendering: tables for people, JSON for scripts, and --explain. Commands never format numbers."""
+
+from __future__ import annotations
+
+import json
+
+from .machine import Machine
+from .memory import Estimate
+from .units import GIB, MIB, fmt_gib, fmt_mib, fmt_tokens
+
+PLACEMENT_WORDS = {"gpu": "GPU", "gpu+cpu": "GPU+RAM", "cpu": "CPU (RAM)", "none": "does not fit"}
+
+
+def to_json(obj) -> str:
+    return json.dumps(obj, indent=2)
+
+
+def machine_lines(machine: Machine) -> list[str]:
+    lines = []
+    tag = {"nvml": "[NVML]", "simulated": "[simulated]", "apple": "[sysctl]", "none": "[detected]"}.get(machine.source, "")
+    if machine.gpus:
+        for d in machine.gpus:
+            mem = fmt_gib(d.memory_total_bytes)
+            if d.memory_free_bytes is not None and d.memory_free_bytes != d.memory_total_bytes:
+                mem += f" ({d.memory_free_bytes / GIB:.1f} free)"
+            if d.kind == "apple":
+                mem += " GPU working set"
+            bw = f"{d.bandwidth_gb_s:g} GB/s" if d.bandwidth_gb_s else "bandwidth ?"
+            watts = f"  {d.power_limit_watts:g} W" if d.power_limit_watts else ""
+            lines.append(f"GPU {d.index}  {d.name}  {mem}  {bw}{watts}")
+    else:
+        lines.append("GPU    none (CPU-only)")
+    ram = fmt_gib(machine.ram_total_bytes, 0) if machine.ram_total_bytes else "?"
+    if machine.ram_available_bytes is not None and machine.ram_available_bytes != machine.ram_total_bytes:
+        ram += f" ({machine.ram_available_bytes / GIB:.0f} free)"
+    lines.append(f"RAM    {ram}   {tag}")
+    lines += [f"note   {n}" for n in machine.notes]
+    return lines
+
+
+def engine_line(est: Estimate) -> str:
+    fa = "on" if est.flash_attn else "off"
+    if est.engine == "vllm":
+        return f"Engine vLLM, gpu_memory_utilization 0.9, {est.parallel} sequence(s) per request set"
+    slots = f", {est.parallel} slots" if est.parallel > 1 else ""
+    return f"Engine {est.engine}, flash attention {fa}{slots}, {est.headroom_bytes / GIB:.1f} GiB headroom per GPU"
+
+
+def check_table(estimates: list[Estimate]) -> str:
+    from tabulate import tabulate
+
+    rows = []
+    for e in estimates:
+        name = e.model + (" *" if e.what_if else "")
+        kv = e.kv_type if e.kv_layout in ("GQA", "MHA", "MQA") else f"{e.kv_type} {e.kv_layout}"
+        max_ctx = fmt_tokens(e.max_context)
+        if e.max_context is not None and e.max_context >= e.model_max_context:
+            max_ctx += " (model max)"
+        rows.append([name, e.quant, kv, max_ctx, fmt_tokens(e.context), fmt_gib(e.total_bytes), PLACEMENT_WORDS[e.placement]])
+    headers = ["model", "quant", "KV cache", "max ctx on GPU", "at ctx", "needs", "runs on"]
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+def check_text(machine: Machine, estimates: list[Estimate]) -> str:
+    out = machine_lines(machine)
+    if estimates:
+        out.append(engine_line(estimates[0]))
+    out.append("")
+    out.append(check_table(estimates))
+    if any(e.what_if for e in estimates):
+        out.append("")
+        out.append("* what-if: a KV scheme retrofitted onto a model that does not have it (no such checkpoint exists).")
+        out += _what_if_summary(estimates)
+    out.append("")
+    out.append("'needs' = weights + KV cache + compute buffers + runtime overhead at 'at ctx' (headroom not included).")
+    out.append("Next: advisor fit MODEL --explain   (one configuration, term by term)")
+    return "\n".join(out)
+
+
+def _what_if_summary(estimates: list[Estimate]) -> list[str]:
+    lines = []
+    seen = set()
+    for e in estimates:
+        if e.what_if and e.model not in seen and e.kv_type == "f16":
+            seen.add(e.model)
+            lines.append(
+                f"  {e.model}: KV {fmt_gib(e.kv_bytes)} at {fmt_tokens(e.context)} tokens, but weights alone need "
+                f"{fmt_gib(e.weights_bytes)} at {e.quant}"
+            )
+    return lines
+
+
+def fit_text(machine: Machine, e: Estimate, explain: bool) -> str:
+    out = machine_lines(machine) + [engine_line(e), ""]
+    out.append(f"{e.model}  {e.quant}  KV {e.kv_type} ({e.kv_layout})  context {e.context}")
+    if e.what_if:
+        out.append(f"what-if: {e.what_if}")
+    out.append(f"  weights          {fmt_gib(e.weights_bytes, 2):>12}   {e.params / 1e9:.2f} B params, {e.bits_per_weight:.2f} bits/weight")
+    out.append(f"  KV cache         {fmt_gib(e.kv_bytes, 2):>12}   {e.kv_bytes_per_token} bytes/token")
+    out.append(f"  compute buffers  {fmt_gib(e.compute_bytes + e.host_compute_bytes, 2):>12}")
+    out.append(f"  runtime overhead {fmt_gib(e.overhead_bytes, 2):>12}")
+    out.append(f"  total            {fmt_gib(e.total_bytes, 2):>12}")
+    verdict = PLACEMENT_WORDS[e.placement]
+    out.append(f"  runs on          {verdict}" + (f" ({e.gpu_layers} of {_units(e)} layers on GPU)" if e.placement == "gpu+cpu" else ""))
+    out.append(f"  max context on GPU: {e.max_context if e.max_context is not None else 'none (does not fit on the GPU at any context)'}")
+    if e.max_sequences is not None:
+        out.append(f"  concurrent sequences of {e.context} tokens: {e.max_sequences}")
+    out += [f"  note: {n}" for n in e.notes]
+    if e.devices:
+        out.append("")
+        out.append(device_table(e))
+    if explain:
+        out.append("")
+        out += explain_lines(e)
+    return "\n".join(out)
+
+
+def _units(e: Estimate) -> int:
+    return sum(d.layers for d in e.devices)
+
+
+def device_table(e: Estimate) -> str:
+    from tabulate import tabulate
+
+    rows = []
+    for d in e.devices:
+        usable = fmt_gib(d.usable_bytes, 2) if d.usable_bytes is not None else "?"
+        rows.append([d.name, d.layers, fmt_gib(d.weights_bytes, 2), fmt_gib(d.kv_bytes, 2),
+                     fmt_gib(d.compute_bytes, 2), fmt_gib(d.total_bytes, 2), usable, "yes" if d.fits else "NO"])
+    return tabulate(rows, headers=["device", "layers", "weights", "KV", "compute", "total", "usable", "fits"],
+                    tablefmt="simple", disable_numparse=True)
+
+
+def explain_lines(e: Estimate) -> list[str]:
+    lines = ["How this was computed (all sizes in bytes, MiB = 2^20):"]
+    lines.append(f"  weights  = sum over tensors of elements x bits of their {e.quant} type / 8 = {e.weights_bytes}"
+                 f" ({fmt_mib(e.weights_bytes)}); llama.cpp keeps token_embd in host RAM")
+    if e.engine == "vllm":
+        lines.append(f"  KV       = kv_bytes_per_token x cells = {e.kv_bytes_per_token} x {e.kv_cells}"
+                     f" (context x sequences, 16-token blocks) = {e.kv_bytes} ({fmt_mib(e.kv_bytes)})")
+        lines.append(f"  activation peak = max(context, 2048) tokens x 8 x intermediate = {e.compute_bytes} ({fmt_mib(e.compute_bytes)})")
+        lines.append(f"  non-torch memory (CUDA context, NCCL) = {e.overhead_bytes} ({fmt_mib(e.overhead_bytes)})")
+        lines.append("  fits when weights + activation + non-torch + KV <= 0.9 x total memory on every GPU (tensor parallel)")
+        return lines
+    lines.append(f"  KV       = kv_bytes_per_token x cells = {e.kv_bytes_per_token} x {e.kv_cells}"
+                 f" (sliding-window layers keep at most window + n_ubatch) = {e.kv_bytes} ({fmt_mib(e.kv_bytes)});"
+                 f" K {fmt_mib(e.kv_k_bytes)}, V {fmt_mib(e.kv_v_bytes)}")
+    if e.flash_attn:
+        attn = "n_ctx x n_ubatch x 2 (f16 mask) + 4 x n_ubatch x n_embd x 4"
+    else:
+        attn = "n_ctx x n_ubatch x n_head x 4 (f32 scores) + n_ctx x n_embd_v x 2 + 4 x n_ubatch x n_embd x 4"
+    lines.append(f"  compute  = max(attention: {attn}, logits: n_ubatch x (n_vocab + 2 x n_embd) x 4) per GPU"
+                 f" = {e.compute_bytes} ({fmt_mib(e.compute_bytes)} in all)")
+    lines.append(f"  host compute = n_ctx x n_ubatch x 4 + n_ubatch x n_embd x 4 = {e.host_compute_bytes} ({fmt_mib(e.host_compute_bytes)})")
+    lines.append(f"  overhead = CUDA runtime {fmt_mib(350 * MIB)} per GPU used = {e.overhead_bytes} ({fmt_mib(e.overhead_bytes)})")
+    lines.append(f"  total    = weights + KV + compute + host compute + overhead = {e.total_bytes} ({fmt_mib(e.total_bytes)})")
+    lines.append(f"  fits on a GPU when its share (layers split by memory, output layer last) <= free memory - headroom"
+                 f" ({fmt_gib(e.headroom_bytes, 2)}); max context solved per GPU from these affine terms")
+    return lines
+
+
+def models_table(models) -> str:
+    from tabulate import tabulate
+
+    rows = []
+    for m in models:
+        rows.append([m.id + (" *" if m.what_if else ""), m.attention_label, m.layers, f"{m.heads}/{m.kv_heads}",
+                     fmt_tokens(m.max_context), ("MoE" if m.experts else "dense"), m.name])
+    return tabulate(rows, headers=["id", "attention", "layers", "heads/kv", "max ctx", "ffn", "name"],
+                    tablefmt="simple", disable_numparse=True) + "\n* what-if variant (no such checkpoint exists)"
+
