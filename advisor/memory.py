@@ -387,12 +387,18 @@ def _estimate_llama(p: _Parts, context: int, machine: Machine) -> tuple[str, int
         uses = _device_uses_llama(p, cells, gpus, full) + [_host_use(p, cells, full, ram, True)]
         if _all_fit(uses):
             return "gpu", full, uses
-        # partial offload: the most layers whose GPU share still fits
-        for n in range(m.layers, 0, -1):
-            gpu_uses = _device_uses_llama(p, cells, gpus, n)
-            if _all_fit(gpu_uses):
-                uses = gpu_uses + [_host_use(p, cells, n, ram, True)]
-                return ("gpu+cpu" if uses[-1].fits else "none"), n, uses
+        # partial offload: the most layers whose GPU share still fits (fewer layers never need more
+        # GPU memory, so bisect)
+        lo, hi = 0, m.layers  # fits(lo) holds trivially (nothing offloaded), fits(full) does not
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if _all_fit(_device_uses_llama(p, cells, gpus, mid)):
+                lo = mid
+            else:
+                hi = mid - 1
+        if lo:
+            uses = _device_uses_llama(p, cells, gpus, lo) + [_host_use(p, cells, lo, ram, True)]
+            return ("gpu+cpu" if uses[-1].fits else "none"), lo, uses
     uses = [_host_use(p, cells, 0, ram, bool(gpus))]
     return ("cpu" if uses[0].fits else "none"), 0, uses
 

@@ -134,7 +134,7 @@ class Recipe:
     size70b_attn_v_bump: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: one table per loaded registry
 class QuantTable:
     types: dict
     recipes: dict

@@ -9,6 +9,7 @@ Pure functions; no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .profiles import ModelProfile, QuantTable, Recipe
 
@@ -193,6 +194,7 @@ def _layer_shapes(m: ModelProfile, i: int):
     return shapes
 
 
+@lru_cache(maxsize=256)  # inputs are immutable; a check grid asks once per KV type
 def weights_layout(model: ModelProfile, recipe: Recipe, quants: QuantTable) -> WeightsLayout:
     """Every tensor with its element type and bytes, grouped as llama.cpp places them."""
     per_layer = [_layer_shapes(model, i) for i in range(model.layers)]

@@ -1,0 +1,27 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def registry():
+    from advisor.profiles import load_registry
+
+    return load_registry()
+
+
+@pytest.fixture
+def no_gpu_machine(monkeypatch):
+    """Detection on a machine without NVIDIA driver: the real failure NVML gives there."""
+    import pynvml
+
+    from fake_nvml import FakeNVML
+
+    fake = FakeNVML(init_error=pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
+    monkeypatch.setattr("advisor.hardware._load_nvml", lambda: fake)
+    return fake
