@@ -14,12 +14,18 @@ from .hardware import detect_machine, simulated_machine
 from .machine import Device, Machine
 from .memory import EngineSettings, Estimate, KVChoice, estimate, kv_bytes_per_token, weights_bytes
 from .profiles import ModelProfile, load_registry
+from .speed import Speed, estimate_speed
 
 __all__ = [
     "AdvisorError", "UsageError", "Device", "Machine", "EngineSettings", "Estimate", "KVChoice", "ModelProfile",
     "detect_machine", "simulated_machine", "load_registry", "fit_one", "check_grid", "estimate",
-    "kv_bytes_per_token", "weights_bytes", "model",
+    "kv_bytes_per_token", "weights_bytes", "model", "Speed", "estimate_speed", "result_dict",
 ]
+
+
+def result_dict(est: Estimate, machine: Machine) -> dict:
+    """One estimate as JSON-ready data: the memory terms plus decode/prefill speed."""
+    return {**est.as_dict(), **estimate_speed(est, machine).as_dict()}
 
 
 def model(name: str) -> ModelProfile:

@@ -139,7 +139,9 @@ def check(gpus, vram, bandwidth, ram, models, quants, kv_types, contexts, what_i
         include_what_if=what_if,
     )
     if as_json:
-        click.echo(to_json({"machine": machine.as_dict(), "results": [e.as_dict() for e in estimates]}))
+        from .api import result_dict
+
+        click.echo(to_json({"machine": machine.as_dict(), "results": [result_dict(e, machine) for e in estimates]}))
     else:
         click.echo(check_text(machine, estimates))
 
@@ -175,7 +177,9 @@ def fit(model, gpus, vram, bandwidth, ram, quant, context, kv_type, kv_type_k, k
     kv = KVChoice(k=kv_type_k or kv_type, v=kv_type_v or kv_type, bits=kv_bits)
     est = fit_one(model, quant or DEFAULT_QUANT[engine], kv, settings, context, machine)
     if as_json:
-        data = est.as_dict()
+        from .api import result_dict
+
+        data = result_dict(est, machine)
         data["machine"] = machine.as_dict()
         if explain:
             from .report import explain_lines

@@ -143,6 +143,7 @@ class Estimate:
     parallel: int
     flash_attn: bool
     weights_bytes: int
+    token_embd_bytes: int
     kv_bytes: int
     kv_k_bytes: int
     kv_v_bytes: int
@@ -183,6 +184,7 @@ class Estimate:
             "parallel": self.parallel,
             "flash_attn": self.flash_attn,
             "weights_bytes": self.weights_bytes,
+            "token_embd_bytes": self.token_embd_bytes,
             "kv_bytes": self.kv_bytes,
             "kv_k_bytes": self.kv_k_bytes,
             "kv_v_bytes": self.kv_v_bytes,
@@ -585,6 +587,7 @@ def estimate(
         parallel=eng.parallel,
         flash_attn=bool(eng.flash_attn),
         weights_bytes=p.weights.total_bytes,
+        token_embd_bytes=p.weights.token_embd_bytes,
         kv_bytes=kv_total,
         kv_k_bytes=k_bytes,
         kv_v_bytes=v_bytes,

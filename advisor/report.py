@@ -46,18 +46,28 @@ def engine_line(est: Estimate) -> str:
     return f"Engine {est.engine}, flash attention {fa}{slots}, {est.headroom_bytes / GIB:.1f} GiB headroom per GPU"
 
 
-def check_table(estimates: list[Estimate]) -> str:
+def _tok_s(value) -> str:
+    if value is None:
+        return "—"
+    return f"~{value:.0f}" if value >= 10 else f"~{value:.1f}"
+
+
+def check_table(estimates: list[Estimate], machine: Machine) -> str:
     from tabulate import tabulate
+
+    from .speed import estimate_speed
 
     rows = []
     for e in estimates:
+        speed = estimate_speed(e, machine)
         name = e.model + (" *" if e.what_if else "")
         kv = e.kv_type if e.kv_layout in ("GQA", "MHA", "MQA") else f"{e.kv_type} {e.kv_layout}"
         max_ctx = fmt_tokens(e.max_context)
         if e.max_context is not None and e.max_context >= e.model_max_context:
             max_ctx += " (model max)"
-        rows.append([name, e.quant, kv, max_ctx, fmt_tokens(e.context), fmt_gib(e.total_bytes), PLACEMENT_WORDS[e.placement]])
-    headers = ["model", "quant", "KV cache", "max ctx on GPU", "at ctx", "needs", "runs on"]
+        rows.append([name, e.quant, kv, max_ctx, fmt_tokens(e.context), fmt_gib(e.total_bytes), PLACEMENT_WORDS[e.placement],
+                     _tok_s(speed.decode_tokens_per_s)])
+    headers = ["model", "quant", "KV cache", "max ctx on GPU", "at ctx", "needs", "runs on", "decode tok/s"]
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
@@ -66,13 +76,14 @@ def check_text(machine: Machine, estimates: list[Estimate]) -> str:
     if estimates:
         out.append(engine_line(estimates[0]))
     out.append("")
-    out.append(check_table(estimates))
+    out.append(check_table(estimates, machine))
     if any(e.what_if for e in estimates):
         out.append("")
         out.append("* what-if: a KV scheme retrofitted onto a model that does not have it (no such checkpoint exists).")
         out += _what_if_summary(estimates)
     out.append("")
     out.append("'needs' = weights + KV cache + compute buffers + runtime overhead at 'at ctx' (headroom not included).")
+    out.append("'decode tok/s' = one sequence at 'at ctx' (the whole cache read each token); range in --json and fit.")
     out.append("Next: advisor fit MODEL --explain   (one configuration, term by term)")
     return "\n".join(out)
 
@@ -103,6 +114,16 @@ def fit_text(machine: Machine, e: Estimate, explain: bool) -> str:
     verdict = PLACEMENT_WORDS[e.placement]
     out.append(f"  runs on          {verdict}" + (f" ({e.gpu_layers} of {_units(e)} layers on GPU)" if e.placement == "gpu+cpu" else ""))
     out.append(f"  max context on GPU: {e.max_context if e.max_context is not None else 'none (does not fit on the GPU at any context)'}")
+    from .speed import estimate_speed
+
+    speed = estimate_speed(e, machine)
+    if speed.decode_range:
+        lo, hi = speed.decode_range
+        out.append(f"  decode           {_tok_s(speed.decode_tokens_per_s)} tokens/s (likely {lo:.0f}-{hi:.0f}) for one sequence at this context")
+    if speed.prefill_range:
+        lo, hi = speed.prefill_range
+        out.append(f"  prefill          {_tok_s(speed.prefill_tokens_per_s)} tokens/s (likely {lo:.0f}-{hi:.0f})")
+    out += [f"  note: {n}" for n in speed.notes]
     if e.max_sequences is not None:
         out.append(f"  concurrent sequences of {e.context} tokens: {e.max_sequences}")
     out += [f"  note: {n}" for n in e.notes]
