@@ -11,7 +11,7 @@ import sys
 import click
 
 from . import __version__
-from .errors import EXIT_USAGE, AdvisorError
+from .errors import AdvisorError
 
 DEFAULT_QUANT = {"llama.cpp": "Q4_K_M", "ollama": "Q4_K_M", "vllm": "BF16"}
 DEFAULT_KV_TYPES = {"llama.cpp": ("f16", "q8_0", "q4_0"), "ollama": ("f16", "q8_0", "q4_0"), "vllm": ("f16", "fp8")}
@@ -203,13 +203,3 @@ def models(as_json):
     else:
         click.echo(models_table(registry.models.values()))
 
-
-def run():  # pragma: no cover - `python -m advisor`
-    try:
-        main(standalone_mode=True)
-    except AdvisorError as error:
-        _fail(error)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(EXIT_USAGE)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from .machine import Machine
-from .memory import Estimate
-from .units import GIB, MIB, fmt_gib, fmt_mib, fmt_tokens
+from .memory import CUDA_RUNTIME_BYTES, Estimate
+from .units import GIB, fmt_gib, fmt_mib, fmt_tokens
 
 PLACEMENT_WORDS = {"gpu": "GPU", "gpu+cpu": "GPU+RAM", "cpu": "CPU (RAM)", "none": "does not fit"}
 
@@ -173,7 +173,7 @@ def explain_lines(e: Estimate) -> list[str]:
     lines.append(f"  compute  = max(attention: {attn}, logits: n_ubatch x (n_vocab + 2 x n_embd) x 4) per GPU"
                  f" = {e.compute_bytes} ({fmt_mib(e.compute_bytes)} in all)")
     lines.append(f"  host compute = n_ctx x n_ubatch x 4 + n_ubatch x n_embd x 4 = {e.host_compute_bytes} ({fmt_mib(e.host_compute_bytes)})")
-    lines.append(f"  overhead = CUDA runtime {fmt_mib(350 * MIB)} per GPU used = {e.overhead_bytes} ({fmt_mib(e.overhead_bytes)})")
+    lines.append(f"  overhead = CUDA runtime {fmt_mib(CUDA_RUNTIME_BYTES)} per GPU used = {e.overhead_bytes} ({fmt_mib(e.overhead_bytes)})")
     lines.append(f"  total    = weights + KV + compute + host compute + overhead = {e.total_bytes} ({fmt_mib(e.total_bytes)})")
     lines.append(f"  fits on a GPU when its share (layers split by memory, output layer last) <= free memory - headroom"
                  f" ({fmt_gib(e.headroom_bytes, 2)}); max context solved per GPU from these affine terms")
