@@ -560,9 +560,8 @@ def estimate(
                     )
     else:
         placement, gpu_layers, uses = _estimate_llama(p, context, machine)
+        # per-GPU buffers; with no GPU in use, the one buffer the CPU backend runs the graph in
         compute = sum(u.compute_bytes for u in uses if not u.host) or compute_buffer_bytes(model, cells, eng)
-        if not machine.gpus:
-            compute = compute_buffer_bytes(model, cells, eng)
         host_compute = host_compute_bytes(model, cells, eng)
         overhead = sum(u.overhead_bytes for u in uses)
         if placement == "gpu+cpu":
