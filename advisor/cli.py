@@ -203,3 +203,204 @@ def models(as_json):
     else:
         click.echo(models_table(registry.models.values()))
 
+
+
+
+DEFAULT_BREAKEVEN_CONTEXT = 4096  # a typical chat turn with history; the speed model reads a full cache of this size
+DEFAULT_TOKENS_PER_DAY = 1_000_000
+DEFAULT_INPUT_SHARE = 0.75  # 3 input tokens per output token: chat with history or retrieved context (an assumption)
+DEFAULT_YEARS = 3.0
+
+
+def _usage(message: str):
+    from .errors import UsageError
+
+    return UsageError(message)
+
+
+def _currency(currency: str, fx: float | None) -> tuple[str, float]:
+    code = currency.strip().upper()
+    if not (len(code) == 3 and code.isalpha()):
+        raise _usage(f"--currency must be a 3-letter code such as USD, EUR, CNY; got '{currency}'")
+    if code == "USD":
+        if fx is not None and fx != 1:
+            raise _usage("--fx is how many units of --currency one USD buys; with USD leave it out")
+        return code, 1.0
+    if fx is None:
+        raise _usage(f"--currency {code} needs --fx: how many {code} one USD buys (e.g. --fx 7.0)")
+    return code, fx
+
+
+def _kwh_price(kwh_price, region, tables, currency, fx) -> tuple[float, list[str]]:
+    if kwh_price is not None and region:
+        raise _usage("give --kwh-price or --region, not both")
+    if kwh_price is not None:
+        return kwh_price, []
+    if not region:
+        raise _usage("give the electricity price: --kwh-price PRICE (in --currency per kWh) or --region CODE "
+                     "(`advisor prices --electricity` lists them)")
+    r = tables.region(region)
+    where = f"{r.name}, {r.sector}, {r.period}"
+    if r.currency == currency:
+        return r.price_per_kwh, [f"electricity {r.price_per_kwh:g} {currency}/kWh: {where} ({r.source})"]
+    price = r.usd_per_kwh * fx
+    via = f" ({r.fx_note})" if r.fx_note else ""
+    return price, [f"electricity {price:.4g} {currency}/kWh from {r.usd_per_kwh:g} USD/kWh{via}: {where} ({r.source})"]
+
+
+@main.command()
+@machine_options
+@click.option("--model", metavar="ID", help="Model profile (default: Llama-3-70B if it fits on the GPU, else 8B).")
+@click.option("--quant", metavar="TYPE", help="Weight type (default: Q4_K_M; BF16 for vLLM).")
+@click.option("--kv-type", metavar="TYPE", default="f16", show_default=True, help="KV cache type.")
+@click.option("--context", type=int, callback=_positive_context, default=DEFAULT_BREAKEVEN_CONTEXT, show_default=True,
+              metavar="TOKENS", help="Context per sequence; decode speed is taken with a full cache of this size.")
+@click.option("--engine", type=click.Choice(["llama.cpp", "ollama", "vllm"]), default="llama.cpp", show_default=True)
+@click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=1, show_default=True, metavar="N",
+              help="Sequences decoded together (batched): more tokens/s for the same weights read.")
+@click.option("--kwh-price", type=click.FloatRange(min=0), metavar="PRICE",
+              help="Electricity price per kWh, in --currency.")
+@click.option("--region", metavar="CODE", help="Electricity price preset instead of --kwh-price: US, US-NY, DE, CN-BJ, ...")
+@click.option("--currency", default="USD", show_default=True, metavar="CODE", help="Currency of every money field.")
+@click.option("--fx", type=click.FloatRange(min=0, min_open=True), metavar="RATE",
+              help="Units of --currency per USD (API and catalog prices are in USD), e.g. 7.0 for CNY.")
+@click.option("--watts", type=click.FloatRange(min=0, min_open=True), metavar="W",
+              help="Whole-system power while generating (decode and prefill), instead of the estimate.")
+@click.option("--always-on", is_flag=True, help="The machine stays on: count its idle power all month.")
+@click.option("--tokens-per-day", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TOKENS_PER_DAY,
+              show_default=True, metavar="N", help="Tokens (input + output) you would send to an API per day.")
+@click.option("--input-share", type=click.FloatRange(min=0, max=1), default=DEFAULT_INPUT_SHARE, show_default=True,
+              metavar="SHARE", help="Share of those tokens that are input (prompt), 0..1.")
+@click.option("--hardware-price", type=click.FloatRange(min=0), metavar="PRICE",
+              help="What the hardware cost, in --currency (default: catalog launch price of the GPUs).")
+@click.option("--years", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_YEARS, show_default=True,
+              help="Years the hardware is used (its price is spread over them).")
+@click.option("--api", "api_names", multiple=True, metavar="NAME",
+              help="API to compare against (repeatable; replaces the default: the model's tier).")
+@click.option("--prices", "prices_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Your price file (TOML, same tables as profiles/prices) overriding or adding entries.")
+@click.option("--plot", is_flag=True, help="Plot monthly cost against monthly tokens (text).")
+@click.option("--explain", is_flag=True, help="Show the formulas with this run's numbers.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine, concurrency, kwh_price, region,
+              currency, fx, watts, always_on, tokens_per_day, input_share, hardware_price, years, api_names,
+              prices_file, plot, explain, as_json):
+    """Is running a model here cheaper than an API? Electricity per 1M tokens, break-even volume, payback.
+
+    \b
+    Examples:
+      advisor breakeven --kwh-price 0.30
+      advisor breakeven --kwh-price 0.4883 --currency CNY --fx 7.0 --model llama-3-8b
+      advisor breakeven --kwh-price 0.17 --gpu "RTX 4090" --model llama-3-70b --tokens-per-day 2000000 \\
+                        --input-share 0.75 --hardware-price 1800 --years 3 --api gpt-4o --api deepseek-chat
+      advisor breakeven --region DE --currency EUR --fx 0.92 --gpu "M2 Ultra" --always-on --plot
+    """
+    import datetime as dt
+
+    from .breakeven import breakeven as compute, default_hardware_price, default_model
+    from .catalog import load_catalog
+    from .cost import Usage
+    from .memory import KVChoice, estimate
+    from .power import fixed_power, load_power_model, system_power
+    from .prices import load_prices
+    from .profiles import load_registry
+    from .speed import estimate_speed
+
+    code, rate = _currency(currency, fx)
+    tables = load_prices(prices_file)
+    price, price_notes = _kwh_price(kwh_price, region, tables, code, rate)
+    machine = _machine(gpus, vram, bandwidth, ram)
+    registry = load_registry()
+    quant = quant or DEFAULT_QUANT[engine]
+    settings = _engine(engine, concurrency, None, 1.0, False, 0.9)
+    kv = KVChoice(kv_type, kv_type)
+    registry.quants.recipe(quant)
+
+    def run(model_id):
+        return estimate(registry.model(model_id), quant, kv, settings, context * concurrency, machine, registry.quants)
+
+    notes = list(price_notes)
+    if model is None:
+        model, why = default_model(lambda m: run(m).placement == "gpu", lambda m: run(m).fits)
+        notes.insert(0, f"model {model}: {why}")
+    est = run(model)
+    if not est.fits:
+        raise AdvisorError(f"{est.model} {quant} does not fit on this machine at {context} tokens"
+                           + (f" x {concurrency} sequences" if concurrency > 1 else "")
+                           + ": try a smaller --quant or --context (advisor check lists what fits)")
+    speed = estimate_speed(est, machine, concurrency)
+    if speed.decode_tokens_per_s is None:
+        raise AdvisorError(f"decode speed unknown: {'; '.join(speed.notes)}")
+    if watts is not None:
+        power = fixed_power(watts, system_power(est, machine, load_power_model()).idle_watts)
+    else:
+        power = system_power(est, machine, load_power_model(), speed.compute_share, speed.gpu_busy_share)
+        if power.decode_watts is None:
+            raise AdvisorError(f"power draw unknown: {'; '.join(power.notes)}")
+    if hardware_price is not None:
+        from .breakeven import HardwarePrice
+
+        hardware = HardwarePrice(hardware_price, "--hardware-price")
+    else:
+        hardware = default_hardware_price(machine, rate, load_catalog())
+    today = dt.date.today()
+    if api_names:
+        apis = [tables.api(n) for n in api_names]
+    else:
+        tier = registry.model(est.model).tier
+        if not tier:
+            raise _usage(f"{est.model} has no quality tier to compare with; name APIs with --api "
+                         "(`advisor prices` lists them)")
+        apis = tables.tier_defaults(tier, today)
+        notes.append(f"compared with the {tier}-class APIs by default (the seed post's tiers); --api NAME for others")
+    usage = Usage(tokens_per_day, input_share, hardware.amount, years)
+    result = compute(est, speed, power, machine, apis, usage, price, code, rate, hardware, always_on)
+    result = type(result)(**{**result.__dict__, "notes": tuple(notes) + result.notes})
+    if as_json:
+        from .report import to_json
+
+        click.echo(to_json(result.as_dict()))
+    else:
+        from .report_cost import breakeven_text
+
+        click.echo(breakeven_text(result, today, plot=plot, explain=explain))
+
+
+@main.command()
+@click.option("--electricity", "show", flag_value="electricity", help="Electricity presets for --region.")
+@click.option("--rental", "show", flag_value="rental", help="Cloud GPU rental prices per hour.")
+@click.option("--tier", type=click.Choice(["gpt-4", "llama-3-70b", "gpt-3.5"]), help="Only APIs of this quality tier.")
+@click.option("--prices", "prices_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Your price file (TOML) overriding or adding entries.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def prices(show, tier, prices_file, as_json):
+    """API prices per 1M tokens (with date and source), electricity presets, GPU rental.
+
+    \b
+    Your own prices: a TOML file with the same tables, e.g.
+      [[api]]
+      name = "gpt-4o"                 # overrides the shipped entry's fields
+      input_usd_per_1m = 2.0
+      output_usd_per_1m = 8.0
+      date = "2026-12-01"
+      source = "my invoice"
+    passed with --prices FILE, or saved as prices.toml in the config directory (see `advisor prices --json`).
+    """
+    import datetime as dt
+
+    from .prices import default_user_file, load_prices
+
+    tables = load_prices(prices_file)
+    show = show or "api"
+    if as_json:
+        from .report import to_json
+
+        rows = {"api": tables.apis, "electricity": tables.regions, "rental": tables.rentals}[show]
+        if show == "api" and tier:
+            rows = [a for a in rows if a.tier == tier]
+        click.echo(to_json({"user_file": tables.user_file, "user_file_default": str(default_user_file()),
+                            show: [r.as_dict() for r in rows]}))
+    else:
+        from .report_cost import prices_text
+
+        click.echo(prices_text(tables, dt.date.today(), show, tier))

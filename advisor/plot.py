@@ -1,0 +1,44 @@
+"""A small text plot: straight lines y = fixed + slope x on a character grid. No plotting dependency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MARKERS = "L123456789abcdefghij"
+
+
+@dataclass(frozen=True)
+class Line:
+    label: str
+    fixed: float  # y at x = 0
+    slope: float  # y per unit of x
+
+
+def line_plot(lines: list[Line], x_max: float, width: int = 60, height: int = 16, x_label: str = "",
+              y_label: str = "", mark_x: float | None = None) -> list[str]:
+    """Draw each line with its own marker (the first is 'L'); `mark_x` draws a vertical '|' (e.g. your volume)."""
+    if x_max <= 0 or not lines:
+        return []
+    y_max = max(max(line.fixed, line.fixed + line.slope * x_max) for line in lines) or 1.0
+    grid = [[" "] * width for _ in range(height)]
+    if mark_x is not None and 0 <= mark_x <= x_max:
+        col = min(width - 1, round(mark_x / x_max * (width - 1)))
+        for row in grid:
+            row[col] = "|"
+    for i, line in enumerate(lines):
+        marker = MARKERS[i % len(MARKERS)]
+        for col in range(width):
+            y = line.fixed + line.slope * x_max * col / (width - 1)
+            row = height - 1 - round(y / y_max * (height - 1))
+            if 0 <= row < height:
+                grid[row][col] = marker
+    out = [f"{y_label}"]
+    for r, row in enumerate(grid):
+        y = y_max * (height - 1 - r) / (height - 1)
+        tick = f"{y:>9.3g} |" if r in (0, height // 2, height - 1) else " " * 9 + " |"
+        out.append(tick + "".join(row))
+    out.append(" " * 10 + "+" + "-" * width)
+    out.append(" " * 11 + f"0{x_label:^{width - 12}}{x_max:>10.3g}")
+    legend = "   ".join(f"{MARKERS[i % len(MARKERS)]} = {line.label}" for i, line in enumerate(lines))
+    out.append(" " * 11 + legend + ("   | = your volume" if mark_x is not None else ""))
+    return out

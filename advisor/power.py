@@ -1,0 +1,199 @@
+"""Whole-system power while decoding, prefilling and idling. Pure functions over profiles/power.toml.
+
+Discrete GPUs (a PC):
+
+    wall watts = PC idle + (sum of board watts - one idle board) / PSU efficiency
+    board watts = fraction x power limit      (decode ~0.6, prefill and compute-bound batches 1.0)
+
+The power limit is the NVML enforced limit when detected, else the catalog TDP. The PC idle figure was measured
+at the wall with one idle GPU installed, hence "- one idle board". CPU layers (partial offload, CPU-only) add a
+desktop CPU's package power. Apple Silicon and other unified-memory systems: a measured whole-system figure for
+the chip when the data has one, else idle + watts per GB/s of memory bandwidth.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+
+from .errors import ProfileError
+from .machine import Machine
+from .memory import Estimate
+
+
+@dataclass(frozen=True)
+class PowerModel:
+    decode_fraction: float
+    decode_fraction_low: float
+    decode_fraction_high: float
+    prefill_fraction: float
+    idle_board_watts: float
+    pc_idle_watts: float
+    cpu_decode_watts: float
+    psu_efficiency: float
+    unified_watts_per_gb_s: float
+    unified_range_fraction: float
+    unified_idle_watts: float
+    measured: dict[str, tuple[float, str]] = field(default_factory=dict)  # catalog id -> (decode watts, source)
+
+
+@dataclass(frozen=True)
+class Power:
+    decode_watts: float | None
+    decode_range: tuple[float, float] | None
+    prefill_watts: float | None
+    idle_watts: float | None
+    source: str  # "model" | "--watts" | "unknown"
+    terms: dict
+    notes: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict:
+        def r(x):
+            return None if x is None else round(x, 1)
+
+        return {
+            "watts_decode": r(self.decode_watts),
+            "watts_decode_range": [r(x) for x in self.decode_range] if self.decode_range else None,
+            "watts_prefill": r(self.prefill_watts),
+            "watts_idle": r(self.idle_watts),
+            "watts_source": self.source,
+            "power_terms": self.terms,
+            "power_notes": list(self.notes),
+        }
+
+
+_FIELDS = {
+    "discrete": ("decode_fraction", "decode_fraction_low", "decode_fraction_high", "prefill_fraction",
+                 "idle_board_watts"),
+    "pc": ("idle_watts", "cpu_decode_watts", "psu_efficiency"),
+    "unified": ("watts_per_gb_s", "range_fraction", "idle_watts"),
+}
+
+
+def parse_power_model(text: str, where: str) -> PowerModel:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{where}: not valid TOML: {exc}") from None
+    values = {}
+    for table, keys in _FIELDS.items():
+        section = data.get(table)
+        if not isinstance(section, dict):
+            raise ProfileError(f"{where}: missing table [{table}]")
+        for key in keys:
+            value = section.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ProfileError(f"{where}: [{table}] {key} must be a non-negative number, got {value!r}")
+            values[f"{table}.{key}"] = float(value)
+    if not 0 < values["pc.psu_efficiency"] <= 1:
+        raise ProfileError(f"{where}: [pc] psu_efficiency must be in (0, 1], got {values['pc.psu_efficiency']}")
+    measured = {}
+    for i, row in enumerate(data["unified"].get("measured", [])):
+        watts = row.get("decode_watts") if isinstance(row, dict) else None
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str) or isinstance(watts, bool) \
+                or not isinstance(watts, (int, float)) or watts <= 0 or not row.get("source"):
+            raise ProfileError(f"{where}: unified.measured[{i}] needs id, a positive decode_watts and a source")
+        measured[row["id"]] = (float(watts), row["source"])
+    return PowerModel(
+        decode_fraction=values["discrete.decode_fraction"],
+        decode_fraction_low=values["discrete.decode_fraction_low"],
+        decode_fraction_high=values["discrete.decode_fraction_high"],
+        prefill_fraction=values["discrete.prefill_fraction"],
+        idle_board_watts=values["discrete.idle_board_watts"],
+        pc_idle_watts=values["pc.idle_watts"],
+        cpu_decode_watts=values["pc.cpu_decode_watts"],
+        psu_efficiency=values["pc.psu_efficiency"],
+        unified_watts_per_gb_s=values["unified.watts_per_gb_s"],
+        unified_range_fraction=values["unified.range_fraction"],
+        unified_idle_watts=values["unified.idle_watts"],
+        measured=measured,
+    )
+
+
+def load_power_model() -> PowerModel:
+    from .profiles import _profiles_root
+
+    text = _profiles_root().joinpath("power.toml").read_text(encoding="utf-8")
+    return parse_power_model(text, "profiles/power.toml")
+
+
+def system_power(est: Estimate, machine: Machine, model: PowerModel, compute_share: float = 0.0,
+                 busy_share: tuple[float, ...] = ()) -> Power:
+    """Watts at the wall while this estimate decodes / prefills on this machine, and when idle.
+
+    compute_share (from the speed model) moves decode draw from the decode fraction toward the prefill fraction:
+    a batch that is compute-bound draws like prefill. busy_share (from the speed model, per GPU): in a llama.cpp
+    layer split the GPUs take turns, so each draws its decode power only for its share of the step and idles
+    otherwise. Without it every GPU with layers is taken as busy all the time (an upper bound).
+    """
+    if machine.is_apple:
+        return _unified_power(machine, model)
+    uses = [d for d in est.devices if not d.host]
+    host = next((d for d in est.devices if d.host), None)
+    cpu_works = not machine.gpus or (host is not None and host.layers > 0)
+    terms: dict = {"pc_idle_watts": model.pc_idle_watts, "psu_efficiency": model.psu_efficiency}
+    notes: list[str] = []
+    boards = {"decode": 0.0, "low": 0.0, "high": 0.0, "prefill": 0.0}
+    idle_boards = 0.0
+    share = min(1.0, max(0.0, compute_share))
+    for i, device in enumerate(machine.gpus):
+        active = i < len(uses) and uses[i].layers > 0
+        if not active:
+            idle_boards += model.idle_board_watts
+            continue
+        if device.power_limit_watts is None:
+            notes.append(f"{device.name}: power limit unknown (not in NVML or the catalog): give --watts")
+            return Power(None, None, None, None, "unknown", terms, tuple(notes))
+        limit = device.power_limit_watts
+
+        busy = busy_share[i] if i < len(busy_share) else 1.0
+
+        def board(fraction):
+            active_watts = limit * (fraction + (model.prefill_fraction - fraction) * share)
+            return model.idle_board_watts + (active_watts - model.idle_board_watts) * busy
+
+        boards["decode"] += board(model.decode_fraction)
+        boards["low"] += board(model.decode_fraction_low)
+        boards["high"] += board(model.decode_fraction_high)
+        boards["prefill"] += limit * model.prefill_fraction
+        terms[f"GPU {device.index} ({device.name})"] = {"power_limit_watts": limit, "busy_share": round(busy, 3),
+                                                        "decode_board_watts": round(board(model.decode_fraction), 1)}
+    cpu = model.cpu_decode_watts if cpu_works else 0.0
+    if cpu:
+        terms["cpu_decode_watts"] = cpu
+        notes.append(f"CPU package power while generating: {cpu:g} W assumed (not measured)")
+    # the PC idle figure already contains one idle board
+    first_idle = model.idle_board_watts if machine.gpus else 0.0
+
+    def wall(board_watts):
+        return model.pc_idle_watts + (board_watts + idle_boards + cpu - first_idle) / model.psu_efficiency
+
+    idle = model.pc_idle_watts + max(0.0, len(machine.gpus) - 1) * model.idle_board_watts / model.psu_efficiency
+    terms["idle_boards_watts"] = idle_boards
+    return Power(wall(boards["decode"]), (wall(boards["low"]), wall(boards["high"])), wall(boards["prefill"]), idle,
+                 "model", terms, tuple(notes))
+
+
+def _unified_power(machine: Machine, model: PowerModel) -> Power:
+    device = machine.gpus[0]
+    measured = model.measured.get(device.catalog_id or "")
+    idle = model.unified_idle_watts
+    if measured:
+        watts, source = measured
+        terms = {"measured_decode_watts": watts, "source": source}
+        notes = (f"{device.name}: measured whole-system peak while decoding ({source.split(',')[0]})",)
+    elif device.bandwidth_gb_s:
+        watts = idle + model.unified_watts_per_gb_s * device.bandwidth_gb_s
+        terms = {"idle_watts": idle, "watts_per_gb_s": model.unified_watts_per_gb_s,
+                 "bandwidth_gb_s": device.bandwidth_gb_s}
+        notes = (f"{device.name}: no power measurement; scaled from measured Macs by memory bandwidth",)
+    else:
+        return Power(None, None, None, idle, "unknown", {}, (f"{device.name}: power unknown: give --watts",))
+    spread = model.unified_range_fraction
+    return Power(watts, (watts * (1 - spread), watts * (1 + spread)), watts, idle, "model", terms,
+                 notes + ("prefill assumed to draw the same as decode (no measurement)",))
+
+
+def fixed_power(watts: float, idle_watts: float | None) -> Power:
+    """--watts: the user's figure for decode and prefill alike."""
+    return Power(watts, (watts, watts), watts, idle_watts, "--watts", {"watts": watts})

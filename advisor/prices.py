@@ -1,0 +1,233 @@
+"""API prices, electricity presets and GPU rental prices: profiles/prices/*.toml plus an optional user file.
+
+The user file (`--prices FILE`, else `prices.toml` in the platformdirs config dir) has the same tables. An entry
+whose name (API) or code (region) matches a shipped one replaces the fields it gives; any other entry is added.
+Every entry keeps the date and source it came with, so the output can say how old a price is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tomllib
+from dataclasses import MISSING, dataclass, fields, replace
+from pathlib import Path
+
+from .errors import ProfileError, UsageError, suggest
+
+TIERS = ("gpt-4", "llama-3-70b", "gpt-3.5")
+USER_FILE_NAME = "prices.toml"
+
+
+@dataclass(frozen=True)
+class ApiPrice:
+    name: str
+    input_usd_per_1m: float
+    date: str
+    source: str
+    output_usd_per_1m: float | None = None  # None: not published (the seed post found none for Doubao Pro)
+    model: str = ""
+    provider: str = ""
+    cached_input_usd_per_1m: float | None = None
+    tier: str = ""
+    default: bool = False
+    deprecation_date: str = ""
+    max_input_tokens: int | None = None
+    notes: str = ""
+    origin: str = "shipped"  # "shipped" or the user file's path
+
+    def deprecated(self, today: dt.date) -> bool:
+        return bool(self.deprecation_date) and self.deprecation_date <= today.isoformat()
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Region:
+    code: str
+    name: str
+    price_per_kwh: float
+    currency: str
+    usd_per_kwh: float
+    period: str
+    source: str
+    sector: str = ""
+    fx_note: str = ""
+    status: str = ""
+    notes: str = ""
+    origin: str = "shipped"
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Rental:
+    provider: str
+    offer: str
+    gpu: str
+    gpu_count: int
+    date: str
+    source: str
+    gpu_memory_gb: float | None = None
+    instance: str = ""
+    usd_per_hour: float | None = None
+    spot_usd_per_hour: float | None = None
+    usd_per_gpu_hour: float | None = None
+    spot_usd_per_gpu_hour: float | None = None
+    notes: str = ""
+    origin: str = "shipped"
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, eq=False)
+class PriceTables:
+    apis: tuple[ApiPrice, ...]
+    regions: tuple[Region, ...]
+    rentals: tuple[Rental, ...]
+    user_file: str | None = None
+
+    def api(self, name: str) -> ApiPrice:
+        """By exact name (case-insensitive), else a unique prefix: `gpt-4o`, `groq/llama-3.3`."""
+        wanted = name.strip().lower()
+        for a in self.apis:
+            if a.name.lower() == wanted:
+                return a
+        matches = [a for a in self.apis if a.name.lower().startswith(wanted)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise UsageError(f"API '{name}' is ambiguous: {', '.join(a.name for a in matches[:8])}")
+        raise suggest(name, [a.name for a in self.apis], "API")
+
+    def tier_defaults(self, tier: str, today: dt.date) -> list[ApiPrice]:
+        return [a for a in self.apis if a.tier == tier and a.default and not a.deprecated(today)]
+
+    def region(self, code: str) -> Region:
+        wanted = code.strip().lower()
+        for r in self.regions:
+            if r.code.lower() == wanted:
+                return r
+        raise suggest(code, [r.code for r in self.regions], "region")
+
+    @property
+    def oldest_api_date(self) -> str:
+        return min((a.date for a in self.apis), default="")
+
+
+# ------------------------------------------------------------------ parsing and validation
+
+_KINDS = {
+    "api": (ApiPrice, "name"),
+    "region": (Region, "code"),
+    "rental": (Rental, None),
+}
+
+
+def _check_value(where: str, f, value):
+    want = f.type
+    if "float" in want:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and value < 0:
+            raise ProfileError(f"{where}: {f.name} must not be negative, got {value}")
+        if not ok:
+            raise ProfileError(f"{where}: {f.name} must be a number, got {value!r}")
+        return float(value)
+    if "int" in want:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ProfileError(f"{where}: {f.name} must be a non-negative integer, got {value!r}")
+        return value
+    if want == "bool":
+        if not isinstance(value, bool):
+            raise ProfileError(f"{where}: {f.name} must be true or false, got {value!r}")
+        return value
+    if isinstance(value, (dt.date, dt.datetime)):  # TOML dates: keep ISO text
+        return value.isoformat()
+    if not isinstance(value, str):
+        raise ProfileError(f"{where}: {f.name} must be a string, got {value!r}")
+    return value
+
+
+def _entries(data: dict, kind: str, where: str) -> list[dict]:
+    rows = data.get(kind, [])
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ProfileError(f"{where}: [[{kind}]] must be a list of tables")
+    return rows
+
+
+def _build(cls, row: dict, where: str, origin: str, base=None):
+    known = {f.name: f for f in fields(cls)}
+    values = {}
+    for key, value in row.items():
+        if key not in known or key == "origin":
+            raise ProfileError(f"{where}: {suggest(key, [k for k in known if k != 'origin'], 'field')}")
+        values[key] = _check_value(where, known[key], value)
+    if base is not None:
+        return replace(base, **values, origin=origin)
+    if origin != "shipped":
+        values.setdefault("source", f"user file {origin}")
+        values.setdefault("date", "user")
+    missing = [f.name for f in fields(cls) if f.name not in values and f.default is MISSING]
+    if missing:
+        raise ProfileError(f"{where}: missing field '{missing[0]}'")
+    return cls(**values, origin=origin)
+
+
+def parse_prices(texts: list[tuple[str, str]], user: tuple[str, str] | None = None) -> PriceTables:
+    """texts: (file label, TOML text) of the shipped files; user: the same for the user's file, applied last."""
+    tables: dict[str, list] = {k: [] for k in _KINDS}
+    for label, text in texts + ([user] if user else []):
+        origin = "shipped" if user is None or label != user[0] else label
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ProfileError(f"{label}: not valid TOML: {exc}") from None
+        unknown = set(data) - set(_KINDS)
+        if unknown:
+            raise ProfileError(f"{label}: unknown table '{sorted(unknown)[0]}' (expected api, region or rental)")
+        for kind, (cls, key) in _KINDS.items():
+            for i, row in enumerate(_entries(data, kind, label)):
+                where = f"{label}: {kind}[{i}]" + (f" ({row[key]})" if key and isinstance(row.get(key), str) else "")
+                existing = None
+                if key and isinstance(row.get(key), str):
+                    existing = next((j for j, e in enumerate(tables[kind])
+                                     if getattr(e, key).lower() == row[key].lower()), None)
+                if existing is not None and origin == "shipped":
+                    raise ProfileError(f"{where}: duplicate {key} '{row[key]}'")
+                if existing is not None:
+                    tables[kind][existing] = _build(cls, row, where, origin, tables[kind][existing])
+                else:
+                    tables[kind].append(_build(cls, row, where, origin))
+    for a in tables["api"]:
+        if a.tier and a.tier not in TIERS:
+            raise ProfileError(f"api '{a.name}' ({a.origin}): tier must be one of {', '.join(TIERS)}, got '{a.tier}'")
+    return PriceTables(tuple(tables["api"]), tuple(tables["region"]), tuple(tables["rental"]),
+                       user[0] if user else None)
+
+
+def default_user_file() -> Path:
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("advisor")) / USER_FILE_NAME
+
+
+def load_prices(user_file: str | os.PathLike | None = None) -> PriceTables:
+    """Shipped tables plus the user file: `user_file` when given (must exist), else the config-dir file if present."""
+    from .profiles import _profiles_root
+
+    root = _profiles_root().joinpath("prices")
+    texts = [(f"profiles/prices/{p.name}", p.read_text(encoding="utf-8"))
+             for p in sorted((p for p in root.iterdir() if p.name.endswith(".toml")), key=lambda p: p.name)]
+    path = Path(user_file) if user_file is not None else default_user_file()
+    user = None
+    if user_file is not None or path.is_file():
+        try:
+            user = (str(path), path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UsageError(f"cannot read price file {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise ProfileError(f"{path}: not UTF-8 text") from None
+    return parse_prices(texts, user)

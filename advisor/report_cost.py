@@ -1,0 +1,215 @@
+"""Rendering for `advisor breakeven` and `advisor prices`: short tables a person reads in seconds."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from .breakeven import Breakeven
+from .cost import TOKENS_PER_UNIT
+from .prices import PriceTables
+from .report import PLACEMENT_WORDS, machine_lines
+from .units import fmt_tokens
+
+LEGEND_WIDTH = 78  # wrap plot legends to an 80-column terminal
+
+
+def money(value: float | None, currency: str) -> str:
+    if value is None:
+        return "—"
+    sign = "-" if value < 0 else ""
+    v = abs(value)
+    text = f"{v:,.0f}" if v >= 100 else f"{v:,.2f}" if v >= 0.995 else f"{v:.3f}" if v >= 0.01 else f"{v:.2g}"
+    return f"{sign}${text}" if currency == "USD" else f"{sign}{text} {currency}"
+
+
+def count(n: float | None) -> str:
+    """1234567 -> '1.23M'."""
+    if n is None:
+        return "—"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return f"{n:.0f}"
+
+
+def _months(value: float | None) -> str:
+    if value is None:
+        return "never"
+    return f"{value:.1f} mo" if value < 100 else f"{value:,.0f} mo"
+
+
+def breakeven_text(b: Breakeven, today: dt.date, plot: bool = False, explain: bool = False) -> str:
+    from tabulate import tabulate
+
+    cur, e, s, p, loc, use = b.currency, b.estimate, b.speed, b.power, b.local, b.usage
+    out = machine_lines(b.machine)
+    out.append(f"Model    {e.model}  {e.quant}, KV {e.kv_type}, {fmt_tokens(e.context)} context, "
+               f"{PLACEMENT_WORDS[e.placement]}" + (f", {s.concurrency} sequences at once" if s.concurrency > 1 else ""))
+    speed = f"Speed    decode {loc.decode_tokens_per_s:,.1f} tok/s"
+    if s.decode_range:
+        speed += f" (likely {s.decode_range[0]:,.0f}-{s.decode_range[1]:,.0f})"
+    speed += f", prefill {loc.prefill_tokens_per_s:,.0f} tok/s" if s.prefill_tokens_per_s else ", prefill unknown"
+    out.append(speed)
+    watts = f"Power    {loc.watts_decode:,.0f} W decoding"
+    if p.source == "model" and p.decode_range and p.decode_range[0] != p.decode_range[1]:
+        watts += f" (likely {p.decode_range[0]:,.0f}-{p.decode_range[1]:,.0f})"
+    watts += f", {loc.watts_prefill:,.0f} W prefill, {loc.watts_idle:,.0f} W idle, at the wall"
+    watts += "  [--watts]" if p.source == "--watts" else "  [estimated; --watts to override]"
+    out.append(watts)
+    out.append(f"Energy   {_kwh(loc.watts_decode, loc.decode_tokens_per_s)} kWh per 1M output tokens at "
+               f"{loc.kwh_price:g} {cur}/kWh: {money(loc.cost_per_1m_output, cur)} per 1M output, "
+               f"{money(loc.cost_per_1m_input, cur)} per 1M input")
+    on = "always on (idle power counted)" if loc.always_on else "counted only while generating"
+    out.append(f"Usage    {count(use.tokens_per_day)} tokens/day = {count(use.tokens_per_month)}/month, "
+               f"{use.input_share:.0%} input; machine {on}")
+    hw = money(b.hardware.amount, cur) if b.hardware.amount is not None else "unknown"
+    per_month = f" over {use.years:g} years = {money(use.hardware_per_month, cur)}/month" \
+        if use.hardware_per_month is not None else ""
+    out.append(f"Hardware {hw}{per_month} ({b.hardware.basis})")
+    out.append("")
+    rows = []
+    for a, c in b.apis:
+        name = a.name + (" (deprecated)" if a.deprecated(today) else "")
+        rows.append([name, money(c.cost_per_1m_input, cur), money(c.cost_per_1m_output, cur),
+                     money(c.api_per_month, cur), money(c.monthly_savings, cur),
+                     count(c.breakeven_tokens_per_month),
+                     _months(c.payback_months) if c.api_per_month is not None else "—"])
+    rows.insert(0, ["this machine (electricity)", money(loc.cost_per_1m_input, cur), money(loc.cost_per_1m_output, cur),
+                    money(use.tokens_per_month / TOKENS_PER_UNIT * loc.marginal_per_1m(use.input_share)
+                          + loc.fixed_per_month(), cur), "", "", ""])
+    out.append(tabulate(rows, headers=["", "in /1M", "out /1M", "per month", "saves/mo", "break-even/mo",
+                                       "payback"], tablefmt="simple", disable_numparse=True))
+    out.append("")
+    for a, c in b.apis:
+        out.append(f"  {a.name}: {c.verdict}")
+    out.append("")
+    out.append("'saves/mo' = API per month - electricity - hardware per month; 'break-even/mo' = tokens per month "
+               "where owning costs the same as the API.")
+    dates = sorted({a.date for a, _ in b.apis})
+    if dates:
+        out.append(f"API prices dated {dates[0]}" + (f" to {dates[-1]}" if len(dates) > 1 else "")
+                   + "; `advisor prices` shows sources, --api NAME picks others.")
+    out += [f"note: {n}" for n in b.notes]
+    if plot:
+        out.append("")
+        out += plot_lines(b)
+    if explain:
+        out.append("")
+        out += explain_cost_lines(b)
+    return "\n".join(out)
+
+
+def _kwh(watts: float, tokens_per_s: float) -> str:
+    from .cost import kwh_per_million_tokens
+
+    return f"{kwh_per_million_tokens(watts, tokens_per_s):.3g}"
+
+
+def plot_lines(b: Breakeven) -> list[str]:
+    from .plot import Line, line_plot
+
+    use, loc = b.usage, b.local
+    fixed = (use.hardware_per_month or 0.0) + loc.fixed_per_month()
+    lines = [Line("this machine (hardware + electricity)", fixed, loc.marginal_per_1m(use.input_share) / TOKENS_PER_UNIT)]
+    for a, c in b.apis:
+        if c.api_per_month is not None and use.tokens_per_month:
+            lines.append(Line(a.name, 0.0, c.api_per_month / use.tokens_per_month))
+    crossings = [c.breakeven_tokens_per_month for _, c in b.apis if c.breakeven_tokens_per_month]
+    x_max = max([use.tokens_per_month * 1.5] + [x * 1.2 for x in crossings[:1]] or [1.0])
+    x_max = min(x_max, max(crossings + [use.tokens_per_month]) * 1.5) if crossings else x_max
+    out = line_plot(lines, x_max, x_label="tokens per month", y_label=f"cost per month ({b.currency})",
+                    mark_x=use.tokens_per_month)
+    return _wrap_legend(out)
+
+
+def _wrap_legend(lines: list[str]) -> list[str]:
+    if not lines or len(lines[-1]) <= LEGEND_WIDTH:
+        return lines
+    parts = lines[-1].strip().split("   ")
+    wrapped, current = [], " " * 11
+    for part in parts:
+        if len(current) + len(part) + 3 > LEGEND_WIDTH and current.strip():
+            wrapped.append(current.rstrip())
+            current = " " * 11
+        current += part + "   "
+    wrapped.append(current.rstrip())
+    return lines[:-1] + wrapped
+
+
+def explain_cost_lines(b: Breakeven) -> list[str]:
+    loc, use, cur = b.local, b.usage, b.currency
+    share = use.input_share
+    lines = ["How this was computed:"]
+    lines.append(f"  kWh per 1M output = watts / decode tok/s / 3.6 = {loc.watts_decode:.1f} / "
+                 f"{loc.decode_tokens_per_s:.2f} / 3.6 = {_kwh(loc.watts_decode, loc.decode_tokens_per_s)}")
+    lines.append(f"  cost per 1M output = kWh x price = {money(loc.cost_per_1m_output, cur)}; input likewise at "
+                 f"{loc.watts_prefill:.1f} W and {loc.prefill_tokens_per_s:.1f} tok/s = {money(loc.cost_per_1m_input, cur)}")
+    lines.append(f"  blended per 1M = {share:g} x input + {1 - share:g} x output = "
+                 f"{money(loc.blended_per_1m(share), cur)} (APIs blended the same way)")
+    if loc.always_on:
+        lines.append(f"  always on: idle {loc.watts_idle:.1f} W x 730.5 h/month = {money(loc.fixed_per_month(), cur)}/month "
+                     f"fixed; a token costs only its power above idle ({money(loc.marginal_per_1m(share), cur)} per 1M)")
+    lines.append("  monthly savings = API per month - electricity per month - hardware price / (12 x years)")
+    lines.append("  break-even tokens/month = (hardware per month + idle per month) / (API blended - local marginal)"
+                 " x 10^6")
+    lines.append("  payback months = hardware price / (API per month - electricity per month)")
+    power_terms = ", ".join(f"{k}: {v}" for k, v in b.power.terms.items() if not isinstance(v, dict))
+    if power_terms:
+        lines.append(f"  power terms: {power_terms}")
+    for k, v in b.power.terms.items():
+        if isinstance(v, dict):
+            lines.append(f"    {k}: " + ", ".join(f"{kk} {vv}" for kk, vv in v.items()))
+    if b.power.source == "model" and not b.machine.is_apple:
+        lines.append("  wall watts = PC idle + (sum of GPU boards at fraction x power limit - one idle board + CPU)"
+                     " / PSU efficiency")
+    return lines
+
+
+# ------------------------------------------------------------------ advisor prices
+
+def prices_text(tables: PriceTables, today: dt.date, show: str, tier: str | None) -> str:
+    from tabulate import tabulate
+
+    out = []
+    if show == "api":
+        apis = [a for a in tables.apis if tier is None or a.tier == tier]
+        rows = [[a.name + (" *" if a.default else ""), a.tier or "—", _usd(a.input_usd_per_1m),
+                 _usd(a.output_usd_per_1m), _usd(a.cached_input_usd_per_1m),
+                 a.date + (" (deprecated)" if a.deprecated(today) else "")] for a in apis]
+        out.append(tabulate(rows, headers=["API", "tier", "in $/1M", "out $/1M", "cached in", "price date"],
+                            tablefmt="simple", disable_numparse=True))
+        oldest = min((a.date for a in apis), default="")
+        out.append("")
+        out.append(f"{len(apis)} APIs; oldest price dated {oldest}. * = compared by default against a model of the "
+                   "same tier.")
+        out.append("(deprecated) = past its deprecation date in the source: may no longer be sold at this price.")
+        out += _source_lines(a.source for a in apis)
+    elif show == "electricity":
+        rows = [[r.code, r.name, r.sector, f"{r.price_per_kwh:g} {r.currency}", f"{r.usd_per_kwh:g}", r.period]
+                for r in tables.regions]
+        out.append(tabulate(rows, headers=["--region", "where", "tariff", "per kWh", "USD/kWh", "period"],
+                            tablefmt="simple", disable_numparse=True))
+        out.append("")
+        out.append("USD values for EUR/CNY rows use an assumed rate (EURUSD 1.10; 7.2 CNY/USD).")
+        out += _source_lines(r.source for r in tables.regions)
+    else:
+        rows = [[r.provider, r.gpu, r.gpu_count, _usd(r.usd_per_hour), _usd(r.usd_per_gpu_hour),
+                 _usd(r.spot_usd_per_gpu_hour), r.offer[:30]] for r in tables.rentals]
+        out.append(tabulate(rows, headers=["provider", "GPU", "n", "$/hour", "$/GPU-hour", "spot $/GPU-h", "offer"],
+                            tablefmt="simple", disable_numparse=True))
+        out += _source_lines(r.source for r in tables.rentals)
+    if tables.user_file:
+        out.append(f"User prices from {tables.user_file} override or add to the shipped ones.")
+    return "\n".join(out)
+
+
+def _usd(value: float | None) -> str:
+    return "—" if value is None else f"{value:g}"
+
+
+def _source_lines(sources) -> list[str]:
+    seen = []
+    for s in sources:
+        if s not in seen:
+            seen.append(s)
+    return ["Sources:"] + [f"  {s}" for s in seen]
