@@ -7,7 +7,7 @@ Discrete GPUs (a PC):
 
 The power limit is the NVML enforced limit when detected, else the catalog TDP. The PC idle figure was measured
 at the wall with one idle GPU installed, hence "- one idle board". CPU layers (partial offload, CPU-only) add a
-desktop CPU's package power. Apple Silicon and other unified-memory systems: a measured whole-system figure for
+desktop CPU's package power; a GPU-only run adds one busy core. Apple Silicon and other unified-memory systems: a measured whole-system figure for
 the chip when the data has one, else idle + watts per GB/s of memory bandwidth.
 """
 
@@ -30,6 +30,7 @@ class PowerModel:
     idle_board_watts: float
     pc_idle_watts: float
     cpu_decode_watts: float
+    host_active_watts: float
     psu_efficiency: float
     unified_watts_per_gb_s: float
     unified_range_fraction: float
@@ -65,7 +66,7 @@ class Power:
 _FIELDS = {
     "discrete": ("decode_fraction", "decode_fraction_low", "decode_fraction_high", "prefill_fraction",
                  "idle_board_watts"),
-    "pc": ("idle_watts", "cpu_decode_watts", "psu_efficiency"),
+    "pc": ("idle_watts", "cpu_decode_watts", "host_active_watts", "psu_efficiency"),
     "unified": ("watts_per_gb_s", "range_fraction", "idle_watts"),
 }
 
@@ -102,6 +103,7 @@ def parse_power_model(text: str, where: str) -> PowerModel:
         idle_board_watts=values["discrete.idle_board_watts"],
         pc_idle_watts=values["pc.idle_watts"],
         cpu_decode_watts=values["pc.cpu_decode_watts"],
+        host_active_watts=values["pc.host_active_watts"],
         psu_efficiency=values["pc.psu_efficiency"],
         unified_watts_per_gb_s=values["unified.watts_per_gb_s"],
         unified_range_fraction=values["unified.range_fraction"],
@@ -158,10 +160,10 @@ def system_power(est: Estimate, machine: Machine, model: PowerModel, compute_sha
         boards["prefill"] += limit * model.prefill_fraction
         terms[f"GPU {device.index} ({device.name})"] = {"power_limit_watts": limit, "busy_share": round(busy, 3),
                                                         "decode_board_watts": round(board(model.decode_fraction), 1)}
-    cpu = model.cpu_decode_watts if cpu_works else 0.0
-    if cpu:
-        terms["cpu_decode_watts"] = cpu
-        notes.append(f"CPU package power while generating: {cpu:g} W assumed (not measured)")
+    # CPU layers run the CPU at full load; a GPU-only run still keeps one core busy driving the GPU
+    cpu = model.cpu_decode_watts if cpu_works else model.host_active_watts
+    terms["cpu_watts"] = cpu
+    notes.append(f"CPU power while generating: {cpu:g} W assumed (not measured)")
     # the PC idle figure already contains one idle board
     first_idle = model.idle_board_watts if machine.gpus else 0.0
 

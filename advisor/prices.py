@@ -169,7 +169,8 @@ def _build(cls, row: dict, where: str, origin: str, base=None):
         return replace(base, **values, origin=origin)
     if origin != "shipped":
         values.setdefault("source", f"user file {origin}")
-        values.setdefault("date", "user")
+        if "date" in known:
+            values.setdefault("date", "user")
     missing = [f.name for f in fields(cls) if f.name not in values and f.default is MISSING]
     if missing:
         raise ProfileError(f"{where}: missing field '{missing[0]}'")

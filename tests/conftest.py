@@ -25,3 +25,10 @@ def no_gpu_machine(monkeypatch):
     fake = FakeNVML(init_error=pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
     monkeypatch.setattr("advisor.hardware._load_nvml", lambda: fake)
     return fake
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path, monkeypatch):
+    """No test reads the developer's own config dir (a prices.toml there would change results)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
