@@ -19,6 +19,7 @@ costs only its power above idle (marginal). Without it, the machine is counted o
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 SECONDS_PER_HOUR = 3600
@@ -128,7 +129,8 @@ def compare(local: LocalRun, usage: Usage, name: str, api_input_per_1m: float,
     api_month = usage.tokens_per_month / TOKENS_PER_UNIT * api_blended
     margin = api_blended - local.marginal_per_1m(share)
     savings = api_month - running - hardware if hardware is not None else None
-    if margin <= 0:
+    # a vanishing margin means a break-even volume no one reaches (and one a float cannot hold)
+    if margin <= 0 or not math.isfinite((hardware or 0.0) / margin * TOKENS_PER_UNIT):
         verdict = "never pays off: electricity alone costs more per token than the API"
         return Comparison(name, api_input_per_1m, api_output_per_1m, api_month, running, hardware, savings, None, None,
                           verdict)
@@ -136,6 +138,8 @@ def compare(local: LocalRun, usage: Usage, name: str, api_input_per_1m: float,
         return Comparison(name, api_input_per_1m, api_output_per_1m, api_month, running, None, None, None, None,
                           "hardware price unknown: give --hardware-price")
     breakeven = (hardware + local.fixed_per_month()) / margin * TOKENS_PER_UNIT
+    if not math.isfinite(breakeven):
+        breakeven = None
     gain = api_month - running
     if gain <= 0:
         verdict = "never pays off at this volume: idle power costs more than the API would"

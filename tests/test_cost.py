@@ -181,7 +181,7 @@ def _local(kwh, always_on, watts=300.0, idle=50.0, dec=50.0, pre=1000.0):
                     decode_tokens_per_s=dec, prefill_tokens_per_s=pre, always_on=always_on)
 
 
-money = st.floats(min_value=0.0, max_value=100.0, allow_nan=False)
+money = st.floats(min_value=0.0, max_value=100.0, allow_nan=False, allow_subnormal=False)
 positive = st.floats(min_value=0.01, max_value=1e3, allow_nan=False)
 scenario = st.fixed_dictionaries({
     "kwh": money, "always_on": st.booleans(), "watts": st.floats(min_value=5, max_value=3000),
