@@ -104,14 +104,24 @@ def _device_from_handle(nvml, handle, index: int, label_prefix: str = "GPU") -> 
         memory_free_bytes=free,
         bandwidth_gb_s=spec.bandwidth_gb_s if spec else None,
         fp16_tflops=_fp16(spec),
-        power_limit_watts=(power_mw / NVML_MILLIWATTS_PER_WATT) if power_mw is not None else None,
+        power_limit_watts=_power_limit(power_mw, spec),
         index=index,
         catalog_id=spec.id if spec else None,
     )
     notes = q.notes
     if spec is None:
         notes.append(f"{label_prefix} {index} ({name}) is not in the catalog: bandwidth unknown (give --bandwidth)")
+    elif power_mw is None and spec.tdp_watts:
+        notes.append(f"{label_prefix} {index} ({name}): power limit not readable, using the catalog TDP "
+                     f"({spec.tdp_watts:g} W)")
     return device, notes
+
+
+def _power_limit(power_mw, spec: HardwareSpec | None) -> float | None:
+    """The enforced limit (a user may have capped the card with nvidia-smi -pl), else the catalog TDP."""
+    if power_mw is not None:
+        return power_mw / NVML_MILLIWATTS_PER_WATT
+    return spec.tdp_watts if spec else None
 
 
 def _mig_devices(nvml, handle, parent: Device, notes: list[str]) -> list[Device] | None:

@@ -51,9 +51,14 @@ def test_eight_gpus_of_two_kinds():
 
 
 def test_power_not_supported_degrades_that_field_only():
+    # a known card falls back to its catalog TDP, and the report says the limit was not readable
     (d,), notes, _ = detect_gpus(FakeNVML([gpu(power_mw=NOT_SUPPORTED)]))
-    assert d.power_limit_watts is None and d.memory_total_bytes == 24 * GIB
+    assert d.power_limit_watts == 450 and d.memory_total_bytes == 24 * GIB
     assert any("power limit unknown (Not Supported)" in n for n in notes)
+    assert any("catalog TDP (450 W)" in n for n in notes)
+    # an unknown card has no fallback: the field stays unknown, the rest of the device is reported
+    (d,), notes, _ = detect_gpus(FakeNVML([gpu("NVIDIA Prototype X", 32, power_mw=NOT_SUPPORTED)]))
+    assert d.power_limit_watts is None and d.memory_total_bytes == 32 * GIB
 
 
 def test_memory_info_v2_missing_falls_back_to_v1():

@@ -113,3 +113,34 @@ def test_bad_power_file_names_the_field(text, field):
     with pytest.raises(ProfileError) as err:
         parse_power_model(text, "profiles/power.toml")
     assert "profiles/power.toml" in str(err.value) and field in str(err.value)
+
+
+def _detected(monkeypatch, power_mw):
+    from fake_nvml import NOT_SUPPORTED, FakeNVML, gpu  # noqa: F401
+
+    fake = FakeNVML([gpu("NVIDIA GeForce RTX 4090", 24, power_mw=power_mw)])
+    monkeypatch.setattr("advisor.hardware._load_nvml", lambda: fake)
+
+
+def test_breakeven_uses_the_nvml_enforced_power_limit(monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from advisor.cli import main
+    from fake_nvml import NOT_SUPPORTED
+
+    args = ["breakeven", "--kwh-price", "0.3", "--model", "llama-3-8b", "--api", "gpt-4o", "--json"]
+    _detected(monkeypatch, 300_000)  # capped to 300 W with nvidia-smi -pl
+    capped = json.loads(CliRunner().invoke(main, args).output)
+    _detected(monkeypatch, 450_000)
+    stock = json.loads(CliRunner().invoke(main, args).output)
+    assert capped["machine"]["gpus"][0]["power_limit_watts"] == 300
+    assert capped["watts_decode"] < stock["watts_decode"]
+    # a board that does not report its limit (NVML_ERROR_NOT_SUPPORTED): the catalog TDP, and the report says so
+    _detected(monkeypatch, NOT_SUPPORTED)
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    unreadable = json.loads(r.output)
+    assert unreadable["watts_decode"] == stock["watts_decode"]
+    assert any("catalog TDP" in n for n in unreadable["machine"]["notes"])
