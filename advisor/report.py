@@ -8,7 +8,7 @@ from .machine import Machine
 from .memory import CUDA_RUNTIME_BYTES, Estimate
 from .units import GIB, fmt_gib, fmt_mib, fmt_tokens
 
-PLACEMENT_WORDS = {"gpu": "GPU", "gpu+cpu": "GPU+RAM", "cpu": "CPU (RAM)", "none": "does not fit"}
+PLACEMENT_WORDS = {"gpu": "GPU", "gpu+cpu": "GPU+RAM", "cpu": "RAM", "none": "no fit"}
 
 
 def to_json(obj) -> str:
@@ -53,22 +53,33 @@ def _tok_s(value) -> str:
 
 
 def check_table(estimates: list[Estimate], machine: Machine) -> str:
-    from tabulate import tabulate
-
+    """One row per model x quant x KV type, 80 columns wide (the full KV layout is in fit and `advisor models`)."""
     from .speed import estimate_speed
 
     rows = []
     for e in estimates:
         speed = estimate_speed(e, machine)
         name = e.model + (" *" if e.what_if else "")
-        kv = e.kv_type if e.kv_layout in ("GQA", "MHA", "MQA") else f"{e.kv_type} {e.kv_layout}"
         max_ctx = fmt_tokens(e.max_context)
         if e.max_context is not None and e.max_context >= e.model_max_context:
-            max_ctx += " (model max)"
-        rows.append([name, e.quant, kv, max_ctx, fmt_tokens(e.context), fmt_gib(e.total_bytes), PLACEMENT_WORDS[e.placement],
-                     _tok_s(speed.decode_tokens_per_s)])
-    headers = ["model", "quant", "KV cache", "max ctx on GPU", "at ctx", "needs", "runs on", "decode tok/s"]
-    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+            max_ctx += " max"
+        kv = e.kv_type + (f" {e.kv_layout.split()[0]}" if e.kv_layout.startswith(("MLA", "YOCO")) else "")
+        rows.append([name, e.quant, kv, max_ctx, fmt_tokens(e.context), f"{e.total_bytes / GIB:.1f}",
+                     PLACEMENT_WORDS[e.placement], _tok_s(speed.decode_tokens_per_s)])
+    headers = ["model", "quant", "KV", "GPU ctx", "ctx", "GiB", "runs on", "tok/s"]
+    return narrow_table(rows, headers)
+
+
+def narrow_table(rows, headers) -> str:
+    """tabulate's "simple" layout without its 2-character padding of every header (80 columns matter)."""
+    import tabulate as tabulate_module
+
+    saved = tabulate_module.MIN_PADDING
+    tabulate_module.MIN_PADDING = 0
+    try:
+        return tabulate_module.tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+    finally:
+        tabulate_module.MIN_PADDING = saved
 
 
 def check_text(machine: Machine, estimates: list[Estimate]) -> str:
@@ -79,11 +90,12 @@ def check_text(machine: Machine, estimates: list[Estimate]) -> str:
     out.append(check_table(estimates, machine))
     if any(e.what_if for e in estimates):
         out.append("")
-        out.append("* what-if: a KV scheme retrofitted onto a model that does not have it (no such checkpoint exists).")
+        out.append("* what-if: a KV scheme retrofitted onto a model that lacks it (no checkpoint).")
         out += _what_if_summary(estimates)
     out.append("")
-    out.append("'needs' = weights + KV cache + compute buffers + runtime overhead at 'at ctx' (headroom not included).")
-    out.append("'decode tok/s' = one sequence at 'at ctx' (the whole cache read each token); range in --json and fit.")
+    out.append("GPU ctx: largest context entirely on the GPU(s); 'max': the model's own limit.")
+    out.append("GiB: weights + KV cache + compute buffers + overhead at ctx (no headroom).")
+    out.append("tok/s: decode, one sequence, full cache of ctx. Prefill, ranges: fit, --json.")
     out.append("Next: advisor fit MODEL --explain   (one configuration, term by term)")
     return "\n".join(out)
 
@@ -95,7 +107,7 @@ def _what_if_summary(estimates: list[Estimate]) -> list[str]:
         if e.what_if and e.model not in seen and e.kv_type == "f16":
             seen.add(e.model)
             lines.append(
-                f"  {e.model}: KV {fmt_gib(e.kv_bytes)} at {fmt_tokens(e.context)} tokens, but weights alone need "
+                f"  {e.model}: KV {fmt_gib(e.kv_bytes)} at {fmt_tokens(e.context)}, weights alone "
                 f"{fmt_gib(e.weights_bytes)} at {e.quant}"
             )
     return lines

@@ -69,7 +69,13 @@ def test_check_grid_options_repeat():
 def test_check_table_is_readable():
     r = run("check", "--gpu", "RTX 4090", "--ram", "64", "--model", "llama-3-8b")
     assert r.exit_code == 0
-    assert "GeForce RTX 4090" in r.output and "max ctx on GPU" in r.output and "llama-3-8b" in r.output
+    assert "GeForce RTX 4090" in r.output and "GPU ctx" in r.output and "llama-3-8b" in r.output
+
+
+def test_check_fits_an_80_column_terminal():
+    r = run("check", "--gpu", "RTX 4090", "--ram", "64")
+    assert r.exit_code == 0
+    assert max(len(line) for line in r.output.splitlines()) <= 80
 
 
 def test_fit_explain_shows_the_terms():
