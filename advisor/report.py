@@ -202,3 +202,53 @@ def models_table(models) -> str:
     return tabulate(rows, headers=["id", "attention", "layers", "heads/kv", "max ctx", "ffn", "name"],
                     tablefmt="simple", disable_numparse=True) + "\n* what-if variant (no such checkpoint exists)"
 
+
+
+# ------------------------------------------------------------------ validation (bench/validate.py)
+
+def _measure(value, quantity: str) -> str:
+    if isinstance(value, str):
+        return value
+    unit = {"weights": " MiB", "kv": " MiB", "compute": " MiB", "total": " MiB", "kv_budget": " GiB"}.get(quantity, "")
+    if quantity == "weights" and value < 100:  # vLLM prints GiB
+        unit = " GiB"
+    return f"{value:,.2f}{unit}" if quantity not in ("decode", "prefill") else f"{value:,.1f} tok/s"
+
+
+def validation_text(checks, skipped, summary: list[dict]) -> str:
+    from tabulate import tabulate
+
+    rows = []
+    for c in checks:
+        err = "" if c.error is None else f"{c.error:+.1%}"
+        mark = {True: "", False: "MISS", None: ""}[c.within]
+        rows.append([c.row_id, c.quantity, _measure(c.measured, c.quantity), _measure(c.predicted, c.quantity), err,
+                     mark])
+    out = [tabulate(rows, headers=["row", "quantity", "measured", "predicted", "error", ""], tablefmt="simple",
+                    disable_numparse=True), ""]
+    if skipped:
+        out.append("Not compared (the row, or one quantity of it, cannot be mapped):")
+        out += [f"  {u.row_id} {u.what}: {u.reason}" for u in skipped]
+        out.append("")
+    out.append(summary_table(summary))
+    misses = [c for c in checks if c.within is False]
+    if misses:
+        out.append("")
+        out.append("Outside their target:")
+        out += [f"  {c.row_id} {c.quantity}: measured {_measure(c.measured, c.quantity)}, predicted "
+                f"{_measure(c.predicted, c.quantity)}" + (f" ({c.error:+.1%})" if c.error is not None else "")
+                for c in misses]
+    return "\n".join(out)
+
+
+def summary_table(summary: list[dict]) -> str:
+    from tabulate import tabulate
+
+    def pct(x):
+        return "—" if x is None else f"{x:.1%}"
+
+    rows = [[s["quantity"], s["rows"], pct(s["median_abs_error"]), pct(s["worst_abs_error"]),
+             pct(s["share_within_target"]), s["target"] or "reported only",
+             {True: "yes", False: "NO", None: ""}[s["met"]]] for s in summary]
+    return tabulate(rows, headers=["quantity", "rows", "median abs error", "worst abs error", "within target",
+                                   "target", "met"], tablefmt="github", disable_numparse=True)
