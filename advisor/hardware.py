@@ -8,9 +8,7 @@ to None and adds a note; only a failing nvmlInit means "no NVIDIA GPU visible".
 
 from __future__ import annotations
 
-import platform
 import re
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -263,6 +261,8 @@ def detect_ram(cgroup_root: Path = Path("/sys/fs/cgroup")) -> tuple[int | None, 
 
 def _sysctl(name: str) -> str | None:
     try:
+        import subprocess  # only on the detection path: keeps it out of start-up
+
         out = subprocess.run(["sysctl", "-n", name], capture_output=True, text=True, timeout=2, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
@@ -271,6 +271,8 @@ def _sysctl(name: str) -> str | None:
 
 def detect_apple(sysctl=_sysctl, system: str | None = None, machine: str | None = None) -> tuple[Device | None, list[str]]:
     """The Apple Silicon GPU as a unified-memory device, or None elsewhere."""
+    import platform
+
     system = system if system is not None else platform.system()
     machine = machine if machine is not None else platform.machine()
     if system != "Darwin" or machine != "arm64":

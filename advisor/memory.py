@@ -292,15 +292,19 @@ def layer_split(n_layers: int, n_gpu_layers: int, weights_of_gpus: list[float]) 
 
     Matches calibration A02 (17/15 layers on two RTX 3090) and A03 (9/8/8/7 on four)."""
     start = n_layers + 1 - n_gpu_layers
+    if len(weights_of_gpus) == 1:
+        return [list(range(start, n_layers + 1))]
     total = sum(weights_of_gpus)
     cumulative, acc = [], 0.0
     for w in weights_of_gpus:
         acc += w
         cumulative.append(acc / total)
     split = [[] for _ in weights_of_gpus]
+    dev, last = 0, len(cumulative) - 1
     for unit in range(start, n_layers + 1):
         frac = (unit - start) / n_gpu_layers
-        dev = next(i for i, c in enumerate(cumulative) if frac < c) if frac < cumulative[-1] else len(cumulative) - 1
+        while dev < last and frac >= cumulative[dev]:  # fractions only grow: walk the devices once
+            dev += 1
         split[dev].append(unit)
     return split
 

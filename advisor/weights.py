@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from .profiles import ModelProfile, QuantTable, Recipe
 
@@ -23,8 +24,10 @@ MOE8_ATTN_KV_TYPE = "q8_0"  # llama-quant.cpp: "for the 8-expert model, bumping 
 _PLAIN_TYPES = ("f32", "f16", "bf16", "fp8", "int4_g128")
 
 
-@dataclass(frozen=True)
-class Tensor:
+class Tensor(NamedTuple):
+    """One weight tensor (a NamedTuple, not a dataclass: a 405B model has thousands and a check grid builds
+    them for every model, so construction cost shows in start-up time)."""
+
     name: str
     layer: int  # -1 for tensors outside the repeating blocks
     row: int  # ne[0]: the row length that a block type must divide
@@ -42,7 +45,6 @@ class Tensor:
 class WeightsLayout:
     """Bytes of the weights, split the way llama.cpp places them."""
 
-    tensors: tuple[Tensor, ...]
     token_embd_bytes: int  # kept in host RAM by llama.cpp
     output_bytes: int  # output projection + output norm: goes with the last offloaded layer
     layer_bytes: tuple[int, ...]  # per repeating block
@@ -194,45 +196,64 @@ def _layer_shapes(m: ModelProfile, i: int):
     return shapes
 
 
-@lru_cache(maxsize=256)  # inputs are immutable; a check grid asks once per KV type
-def weights_layout(model: ModelProfile, recipe: Recipe, quants: QuantTable) -> WeightsLayout:
-    """Every tensor with its element type and bytes, grouped as llama.cpp places them."""
+def _walk(model: ModelProfile, recipe: Recipe, quants: QuantTable):
+    """Every tensor in llama-quantize's order as (where, name, layer, row, rows, type, nbytes, expert_share);
+    where is "embd", "layer" or "tail". Names of block tensors are bare ("attn_q"): blk.{layer}. is implied."""
     per_layer = [_layer_shapes(model, i) for i in range(model.layers)]
     n_attn_v = sum(1 for shapes in per_layer for s in shapes if s[0] == "attn_v")
     n_ffn_down = sum(1 for shapes in per_layer for s in shapes if s[0] == "ffn_down")
     namer = _Namer(model, recipe, quants, n_attn_v, n_ffn_down)
+    row_bytes: dict = {}
 
-    def make(cls, name, layer, row, rows, share=0.0):
+    def typed(cls, layer, row, rows):
         t = namer.pick(cls, layer, row)
-        return Tensor(name, layer, row, rows, t, quants.type(t).row_bytes(row) * rows, share)
+        if (t, row) not in row_bytes:
+            row_bytes[(t, row)] = quants.type(t).row_bytes(row)
+        return t, row_bytes[(t, row)] * rows
 
-    tensors = []
     embd_cls = "output" if model.tied_embeddings else "token_embd"
-    embd = make(embd_cls, "token_embd", -1, model.hidden, model.vocab)
-    tensors.append(embd)
-    layer_bytes = []
+    t, n = typed(embd_cls, -1, model.hidden, model.vocab)
+    yield "embd", "token_embd", -1, model.hidden, model.vocab, t, n, 0.0
+    embd = (t, n)
     for i, shapes in enumerate(per_layer):
-        block = [make(cls, f"blk.{i}.{name}", i, row, rows, share) for cls, name, row, rows, share in shapes]
-        tensors += block
-        layer_bytes.append(sum(t.nbytes for t in block))
-    out_norm = make("norm", "output_norm", -1, model.hidden, 1)
-    tail = [out_norm]
+        for cls, name, row, rows, share in shapes:
+            t, n = typed(cls, i, row, rows)
+            yield "layer", name, i, row, rows, t, n, share
+    t, n = typed("norm", -1, model.hidden, 1)
+    yield "tail", "output_norm", -1, model.hidden, 1, t, n, 0.0
     if not model.tied_embeddings:
-        tail.append(make("output", "output", -1, model.hidden, model.vocab))
+        t, n = typed("output", -1, model.hidden, model.vocab)
+        yield "tail", "output", -1, model.hidden, model.vocab, t, n, 0.0
     else:
         # llama.cpp duplicates a tied embedding as the output layer on the GPU (TENSOR_DUPLICATED).
-        tail.append(Tensor("output (tied: copy of token_embd)", -1, embd.row, embd.rows, embd.type, embd.nbytes))
-    tensors += tail
-    params = sum(t.elements for t in tensors if not t.name.startswith("output (tied"))
-    active = sum(
-        int(t.nbytes * t.expert_share) if t.expert_share else t.nbytes
-        for t in tensors
-        if t.name != "token_embd"  # a row lookup, not a full read
-    )
+        yield "tail", "output (tied: copy of token_embd)", -1, model.hidden, model.vocab, embd[0], embd[1], 0.0
+
+
+def tensor_list(model: ModelProfile, recipe: Recipe, quants: QuantTable) -> tuple[Tensor, ...]:
+    """The per-tensor inventory with llama.cpp names (for explaining or comparing with a GGUF file)."""
+    return tuple(Tensor(f"blk.{layer}.{name}" if where == "layer" else name, layer, row, rows, t, n, share)
+                 for where, name, layer, row, rows, t, n, share in _walk(model, recipe, quants))
+
+
+@lru_cache(maxsize=256)  # inputs are immutable; a check grid asks once per KV type
+def weights_layout(model: ModelProfile, recipe: Recipe, quants: QuantTable) -> WeightsLayout:
+    """Bytes of the weights grouped as llama.cpp places them (sums only: no per-tensor objects, it is hot)."""
+    layer_bytes = [0] * model.layers
+    embd_bytes = tail_bytes = params = active = 0
+    for where, name, layer, row, rows, _t, n, share in _walk(model, recipe, quants):
+        if where == "embd":
+            embd_bytes = n
+        elif where == "layer":
+            layer_bytes[layer] += n
+        else:
+            tail_bytes += n
+        if not name.startswith("output (tied"):
+            params += row * rows
+        if where != "embd":  # token_embd is a row lookup, not a full read
+            active += int(n * share) if share else n
     return WeightsLayout(
-        tensors=tuple(tensors),
-        token_embd_bytes=embd.nbytes,
-        output_bytes=sum(t.nbytes for t in tail),
+        token_embd_bytes=embd_bytes,
+        output_bytes=tail_bytes,
         layer_bytes=tuple(layer_bytes),
         params=params,
         active_bytes=active,

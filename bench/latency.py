@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Start-up and whole-command latency, as a user feels it: python bench/latency.py [--runs N]
+
+Times each command as a whole process (median of N runs) next to `python -c "import click"` measured in the
+same run, and prints the ratios against the targets: `advisor --help` within 1.5x, `advisor check --json`
+(simulated machine, every shipped model) within 3x. `advisor plan` is timed once it exists.
+"""
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+TARGETS = {"--help": 1.5, "check --json": 3.0}
+
+
+def _command(args):
+    exe = shutil.which("advisor")
+    return [exe, *args] if exe else [sys.executable, "-m", "advisor", *args]
+
+
+def _time(cmd, runs):
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        samples.append(time.perf_counter() - start)
+        if done.returncode != 0:
+            return None, done.stderr.decode(errors="replace").strip().splitlines()[-1:]
+    return statistics.median(samples), None
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=9)
+    args = parser.parse_args(argv)
+    cases = [
+        ("import click", [sys.executable, "-c", "import click"]),
+        ("--help", _command(["--help"])),
+        ("check --json", _command(["check", "--gpu", "RTX 4090", "--ram", "64", "--json"])),
+        ("breakeven --json", _command(["breakeven", "--gpu", "RTX 4090", "--kwh-price", "0.3", "--json"])),
+        ("plan --json", _command(["plan", "--model", "llama-3-70b", "--context", "32768", "--json"])),
+    ]
+    base = None
+    failed = False
+    print(f"{'command':<18} {'median ms':>10} {'x click':>8}  target")
+    for name, cmd in cases:
+        seconds, error = _time(cmd, args.runs)
+        if seconds is None:
+            print(f"{name:<18} {'—':>10} {'—':>8}  not available: {' '.join(error)}")
+            continue
+        base = base or seconds
+        ratio = seconds / base
+        target = TARGETS.get(name)
+        verdict = "" if target is None else (f"<= {target}x " + ("ok" if ratio <= target else "MISSED"))
+        failed |= target is not None and ratio > target
+        print(f"{name:<18} {seconds * 1000:>10.0f} {ratio:>8.2f}  {verdict}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
