@@ -110,3 +110,11 @@ def test_readme_shows_the_table_the_benchmark_prints(result):
     checks, _ = result
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert summary_table(summary(checks)) in readme
+
+
+def test_nvml_smoke_without_a_driver_says_so_and_exits_2():
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "nvml_smoke.py")], capture_output=True, text=True,
+                         timeout=120, env={"PATH": "/nonexistent", "HOME": "/tmp"})
+    # no nvidia-smi on PATH: detection still reports (CPU-only or whatever NVML said), nothing crashes
+    assert out.returncode == 2, out.stderr
+    assert "nvidia-smi: not available" in out.stdout and "Traceback" not in out.stderr
