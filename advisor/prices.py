@@ -19,6 +19,10 @@ TIERS = ("gpt-4", "llama-3-70b", "gpt-3.5")
 USER_FILE_NAME = "prices.toml"
 
 
+def _as_dict(self) -> dict:
+    return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 @dataclass(frozen=True)
 class ApiPrice:
     name: str
@@ -39,8 +43,7 @@ class ApiPrice:
     def deprecated(self, today: dt.date) -> bool:
         return bool(self.deprecation_date) and self.deprecation_date <= today.isoformat()
 
-    def as_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+    as_dict = _as_dict
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,7 @@ class Region:
     notes: str = ""
     origin: str = "shipped"
 
-    def as_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+    as_dict = _as_dict
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,7 @@ class Rental:
     notes: str = ""
     origin: str = "shipped"
 
-    def as_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+    as_dict = _as_dict
 
 
 @dataclass(frozen=True, eq=False)
