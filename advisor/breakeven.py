@@ -97,8 +97,9 @@ def default_hardware_price(machine: Machine, fx: float, catalog) -> HardwarePric
 
 
 def breakeven(est: Estimate, speed: Speed, power: Power, machine: Machine, apis: list[ApiPrice], usage: Usage,
-              kwh_price: float, currency: str, fx: float, hardware: HardwarePrice, always_on: bool) -> Breakeven:
-    notes = list(speed.notes) + list(power.notes)
+              kwh_price: float, currency: str, fx: float, hardware: HardwarePrice, always_on: bool,
+              notes: list[str] = ()) -> Breakeven:
+    notes = list(notes) + list(speed.notes) + list(power.notes)
     prefill = speed.prefill_tokens_per_s
     prefill_watts = power.prefill_watts
     if prefill is None:

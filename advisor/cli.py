@@ -300,7 +300,7 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
     from .breakeven import breakeven as compute, default_hardware_price, default_model
     from .catalog import load_catalog
     from .cost import Usage
-    from .memory import KVChoice, estimate
+    from .memory import EngineSettings, KVChoice, estimate
     from .power import fixed_power, load_power_model, system_power
     from .prices import load_prices
     from .profiles import load_registry
@@ -312,7 +312,7 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
     machine = _machine(gpus, vram, bandwidth, ram)
     registry = load_registry()
     quant = quant or DEFAULT_QUANT[engine]
-    settings = _engine(engine, concurrency, None, 1.0, False, 0.9)
+    settings = EngineSettings(name=engine, parallel=concurrency)
     kv = KVChoice(kv_type, kv_type)
     registry.quants.recipe(quant)
 
@@ -354,8 +354,7 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
         apis = tables.tier_defaults(tier, today)
         notes.append(f"compared with the {tier}-class APIs by default (the seed post's tiers); --api NAME for others")
     usage = Usage(tokens_per_day, input_share, hardware.amount, years)
-    result = compute(est, speed, power, machine, apis, usage, price, code, rate, hardware, always_on)
-    result = type(result)(**{**result.__dict__, "notes": tuple(notes) + result.notes})
+    result = compute(est, speed, power, machine, apis, usage, price, code, rate, hardware, always_on, notes)
     if as_json:
         from .report import to_json
 

@@ -114,9 +114,9 @@ def plot_lines(b: Breakeven) -> list[str]:
     for a, c in b.apis:
         if c.api_per_month is not None and use.tokens_per_month:
             lines.append(Line(a.name, 0.0, c.api_per_month / use.tokens_per_month))
+    # your volume and the nearest crossing both in view
     crossings = [c.breakeven_tokens_per_month for _, c in b.apis if c.breakeven_tokens_per_month]
-    x_max = max([use.tokens_per_month * 1.5] + [x * 1.2 for x in crossings[:1]] or [1.0])
-    x_max = min(x_max, max(crossings + [use.tokens_per_month]) * 1.5) if crossings else x_max
+    x_max = 1.5 * max([use.tokens_per_month] + ([min(crossings)] if crossings else []))
     out = line_plot(lines, x_max, x_label="tokens per month", y_label=f"cost per month ({b.currency})",
                     mark_x=use.tokens_per_month)
     return _wrap_legend(out)

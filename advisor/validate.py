@@ -138,7 +138,8 @@ def _memory_machine(row, engine: str):
     total_gib = _gib_value(row.get("other_reported", ""), "total_gpu_memory")
     apple = "apple" in row["gpu"].lower() or "metal" in row["engine"].lower()
     if apple:
-        ram = _number(re.search(r"(\d+)\s*GB\)", row["gpu"]).group(1)) if re.search(r"(\d+)\s*GB\)", row["gpu"]) else None
+        size = re.search(r"(\d+)\s*GB\)", row["gpu"])  # "Apple M1 (7-core GPU, 8 GB)"
+        ram = float(size.group(1)) if size else None
         from .hardware import apple_working_set_bytes
 
         memory = apple_working_set_bytes(int(ram * GIB)) if ram else UNNAMED_GPU_BYTES
