@@ -9,12 +9,11 @@ a tie is ambiguous (the candidates are listed).
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 
 from .errors import ProfileError, UsageError, suggest
-from .profiles import _profiles_root
+from .profiles import _profiles_root, parse_toml
 
 # Words that carry no identity ("NVIDIA GeForce RTX 4090" is "4090").
 GENERIC_WORDS = frozenset({"nvidia", "geforce", "tesla", "rtx", "gtx", "amd", "radeon", "apple", "generation",
@@ -60,10 +59,7 @@ def _numeric(where, key, value):
 
 
 def parse_catalog(text: str, where: str) -> list[HardwareSpec]:
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{where}: not valid TOML ({exc})") from None
+    doc = parse_toml(text, where)
     out = []
     for i, row in enumerate(doc.get("devices", [])):
         at = f"{where} devices[{i}] ({row.get('id', '?')})"

@@ -13,12 +13,12 @@ the chip when the data has one, else idle + watts per GB/s of memory bandwidth.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 
 from .errors import ProfileError
 from .machine import Machine
 from .memory import Estimate
+from .profiles import _profiles_root, parse_toml
 
 
 @dataclass(frozen=True)
@@ -48,20 +48,6 @@ class Power:
     terms: dict
     notes: tuple[str, ...] = ()
 
-    def as_dict(self) -> dict:
-        def r(x):
-            return None if x is None else round(x, 1)
-
-        return {
-            "watts_decode": r(self.decode_watts),
-            "watts_decode_range": [r(x) for x in self.decode_range] if self.decode_range else None,
-            "watts_prefill": r(self.prefill_watts),
-            "watts_idle": r(self.idle_watts),
-            "watts_source": self.source,
-            "power_terms": self.terms,
-            "power_notes": list(self.notes),
-        }
-
 
 _FIELDS = {
     "discrete": ("decode_fraction", "decode_fraction_low", "decode_fraction_high", "prefill_fraction",
@@ -72,10 +58,7 @@ _FIELDS = {
 
 
 def parse_power_model(text: str, where: str) -> PowerModel:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{where}: not valid TOML: {exc}") from None
+    data = parse_toml(text, where)
     values = {}
     for table, keys in _FIELDS.items():
         section = data.get(table)
@@ -113,8 +96,6 @@ def parse_power_model(text: str, where: str) -> PowerModel:
 
 
 def load_power_model() -> PowerModel:
-    from .profiles import _profiles_root
-
     text = _profiles_root().joinpath("power.toml").read_text(encoding="utf-8")
     return parse_power_model(text, "profiles/power.toml")
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tomllib
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 
 from .errors import ProfileError, UsageError, suggest
+from .profiles import parse_toml
 
 TIERS = ("gpt-4", "llama-3-70b", "gpt-3.5")
 USER_FILE_NAME = "prices.toml"
@@ -183,10 +183,7 @@ def parse_prices(texts: list[tuple[str, str]], user: tuple[str, str] | None = No
     tables: dict[str, list] = {k: [] for k in _KINDS}
     for label, text in texts + ([user] if user else []):
         origin = "shipped" if user is None or label != user[0] else label
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ProfileError(f"{label}: not valid TOML: {exc}") from None
+        data = parse_toml(text, label)
         unknown = set(data) - set(_KINDS)
         if unknown:
             raise ProfileError(f"{label}: unknown table '{sorted(unknown)[0]}' (expected api, region or rental)")

@@ -233,10 +233,7 @@ def _model_from_table(table: dict, where: str, architecture: str, bases: dict) -
 
 def parse_model_file(text: str, where: str, bases: dict | None = None) -> list[ModelProfile]:
     """Parse one models/*.toml document. `bases` holds already loaded profiles for `base =`."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{where}: not valid TOML ({exc})") from None
+    doc = parse_toml(text, where)
     architecture = doc.get("architecture", "")
     if not isinstance(architecture, str) or not architecture:
         raise ProfileError(f"{where}: missing field 'architecture'")
@@ -254,11 +251,16 @@ def parse_model_file(text: str, where: str, bases: dict | None = None) -> list[M
     return out
 
 
-def parse_quant_file(text: str, where: str) -> QuantTable:
+def parse_toml(text: str, where: str) -> dict:
+    """A TOML document, or one line naming the file (every data file under profiles/, and user files)."""
     try:
-        doc = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{where}: not valid TOML ({exc})") from None
+
+
+def parse_quant_file(text: str, where: str) -> QuantTable:
+    doc = parse_toml(text, where)
     types = {}
     for name, t in doc.get("types", {}).items():
         for key in ("block_elements", "block_bytes"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from .breakeven import Breakeven
-from .cost import TOKENS_PER_UNIT
+from .cost import TOKENS_PER_UNIT, kwh_per_million_tokens
 from .prices import PriceTables
 from .report import PLACEMENT_WORDS, machine_lines
 from .units import fmt_tokens
@@ -100,8 +100,6 @@ def breakeven_text(b: Breakeven, today: dt.date, plot: bool = False, explain: bo
 
 
 def _kwh(watts: float, tokens_per_s: float) -> str:
-    from .cost import kwh_per_million_tokens
-
     return f"{kwh_per_million_tokens(watts, tokens_per_s):.3g}"
 
 

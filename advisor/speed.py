@@ -25,6 +25,7 @@ aggregate tokens/s = N / seconds per step. MoE: N tokens touch 1 - (1 - active s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .machine import Device, Machine
 from .memory import Estimate
@@ -86,6 +87,7 @@ def _device_fit(device: Device):
     return DECODE_FIT["apple" if device.kind == "apple" else "gpu"]
 
 
+@lru_cache(maxsize=1)  # estimate_speed runs once per row of a check grid
 def _segments() -> dict[str, str]:
     from .catalog import load_catalog
 

@@ -116,7 +116,7 @@ def test_bad_power_file_names_the_field(text, field):
 
 
 def _detected(monkeypatch, power_mw):
-    from fake_nvml import NOT_SUPPORTED, FakeNVML, gpu  # noqa: F401
+    from fake_nvml import FakeNVML, gpu
 
     fake = FakeNVML([gpu("NVIDIA GeForce RTX 4090", 24, power_mw=power_mw)])
     monkeypatch.setattr("advisor.hardware._load_nvml", lambda: fake)
