@@ -49,7 +49,9 @@ def engine_line(est: Estimate) -> str:
     if est.engine == "vllm":
         return f"Engine vLLM, gpu_memory_utilization 0.9, {est.parallel} sequence(s) per request set"
     slots = f", {est.parallel} slots" if est.parallel > 1 else ""
-    return f"Engine {est.engine}, flash attention {fa}{slots}, {est.headroom_bytes / GIB:.1f} GiB headroom per GPU"
+    on_gpu = any(not d.host for d in est.devices)
+    headroom = f", {est.headroom_bytes / GIB:.1f} GiB headroom per GPU" if on_gpu else ", CPU only"
+    return f"Engine {est.engine}, flash attention {fa}{slots}{headroom}"
 
 
 def _tok_s(value) -> str:
