@@ -13,6 +13,8 @@ import click
 from . import __version__
 from .errors import AdvisorError
 
+FORMATS = ("table", "json", "csv", "markdown")  # advisor.output.FORMATS; repeated so --help needs no import
+
 DEFAULT_QUANT = {"llama.cpp": "Q4_K_M", "ollama": "Q4_K_M", "vllm": "BF16"}
 DEFAULT_KV_TYPES = {"llama.cpp": ("f16", "q8_0", "q4_0"), "ollama": ("f16", "q8_0", "q4_0"), "vllm": ("f16", "fp8")}
 MAX_CONTEXT_TOKENS = 1 << 24  # 16M tokens: anything larger is a typo, not a context
@@ -48,15 +50,39 @@ def engine_options(f):
         click.option("--flash-attn/--no-flash-attn", default=None,
                      help="Flash attention (default: on for llama.cpp, off for Ollama unless the KV cache is quantized)."),
         click.option("--headroom", type=click.FloatRange(min=0), default=1.0, show_default=True, metavar="GIB",
+                     envvar="ADVISOR_HEADROOM", show_envvar=True,
                      help="Memory kept free on each GPU (llama.cpp / Ollama)."),
         click.option("--swa-full", is_flag=True, help="Keep a full cache in sliding-window layers (llama.cpp --swa-full)."),
         click.option("--gpu-util", type=click.FloatRange(min=0.05, max=1.0), default=0.9, show_default=True,
                      help="vLLM gpu_memory_utilization."),
-        click.option("--json", "as_json", is_flag=True, help="Machine-readable output."),
     ]
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def output_options(f):
+    options = [
+        click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+                     help="table (default), json, csv (one row per result, raw numbers) or markdown."),
+        click.option("--json", "as_json", is_flag=True, help="Same as --format json."),
+        click.option("-q", "--quiet", is_flag=True, help="The table alone: no machine lines, legends, notes or spinner."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _format(fmt: str | None, as_json: bool) -> str:
+    if as_json and fmt not in (None, "json"):
+        raise _usage(f"--json and --format {fmt} disagree; give one")
+    return "json" if as_json else fmt or "table"
+
+
+def _emit(doc, fmt: str, quiet: bool):
+    from .output import colour_enabled, render
+
+    click.echo(render(doc, fmt, quiet, colour=fmt == "table" and colour_enabled()))
 
 
 def _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util):
@@ -67,14 +93,17 @@ def _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util):
                           swa_full=swa_full, gpu_memory_utilization=gpu_util)
 
 
-def _machine(gpus, vram, bandwidth, ram):
+def _machine(gpus, vram, bandwidth, ram, quiet: bool = False):
     from .hardware import detect_machine, simulated_machine
 
     if gpus or vram is not None or ram is not None:
         return simulated_machine(tuple(gpus), vram, bandwidth, ram)
     if bandwidth is not None:
         raise AdvisorError("--bandwidth needs --vram or --gpu")
-    return detect_machine()
+    from .progress import spinner
+
+    with spinner("detecting GPUs and memory", enabled=not quiet):
+        return detect_machine()
 
 
 def _fail(error: AdvisorError):
@@ -83,10 +112,15 @@ def _fail(error: AdvisorError):
 
 
 class _Group(click.Group):
-    """Turns AdvisorError into one line on stderr and its exit code, never a traceback."""
+    """Turns AdvisorError into one line on stderr and its exit code, never a traceback; feeds the config file's
+    defaults to the subcommand (click then lets ADVISOR_* variables and options override them)."""
 
     def invoke(self, ctx):
         try:
+            if not ctx.resilient_parsing:
+                from .config import default_map, load_config
+
+                ctx.default_map = default_map(self.commands, load_config())
             return super().invoke(ctx)
         except AdvisorError as error:
             _fail(error)
@@ -115,8 +149,9 @@ def main():
               help="Context to evaluate (repeatable; default: each model's maximum).")
 @click.option("--what-if/--no-what-if", default=True, show_default=True, help="Include what-if KV variants.")
 @engine_options
+@output_options
 def check(gpus, vram, bandwidth, ram, models, quants, kv_types, contexts, what_if, engine, parallel, flash_attn,
-          headroom, swa_full, gpu_util, as_json):
+          headroom, swa_full, gpu_util, fmt, as_json, quiet):
     """Which models fit on this (or a simulated) machine, at which context, on GPU or spilling to RAM.
 
     \b
@@ -124,11 +159,13 @@ def check(gpus, vram, bandwidth, ram, models, quants, kv_types, contexts, what_i
       advisor check
       advisor check --gpu "2x RTX 3090" --model llama-3-70b --context 32768
       advisor check --gpu "M2 Ultra" --ram 192 --kv-type q8_0 --json
+      advisor check --format csv --quiet > fits.csv
     """
     from .api import check_grid
-    from .report import check_text, to_json
+    from .report import check_document
 
-    machine = _machine(gpus, vram, bandwidth, ram)
+    fmt = _format(fmt, as_json)
+    machine = _machine(gpus, vram, bandwidth, ram, quiet)
     settings = _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util)
     estimates = check_grid(
         machine, settings,
@@ -138,12 +175,7 @@ def check(gpus, vram, bandwidth, ram, models, quants, kv_types, contexts, what_i
         contexts=contexts or (None,),
         include_what_if=what_if,
     )
-    if as_json:
-        from .api import result_dict
-
-        click.echo(to_json({"machine": machine.as_dict(), "results": [result_dict(e, machine) for e in estimates]}))
-    else:
-        click.echo(check_text(machine, estimates))
+    _emit(check_document(machine, estimates), fmt, quiet)
 
 
 @main.command()
@@ -158,8 +190,9 @@ def check(gpus, vram, bandwidth, ram, models, quants, kv_types, contexts, what_i
 @click.option("--kv-bits", type=int, metavar="N", help="What-if: an N-bit KV cache (e.g. 6, as DeepSeek-V2 serves).")
 @click.option("--explain", is_flag=True, help="Show the formula and every term.")
 @engine_options
+@output_options
 def fit(model, gpus, vram, bandwidth, ram, quant, context, kv_type, kv_type_k, kv_type_v, kv_bits, explain, engine,
-        parallel, flash_attn, headroom, swa_full, gpu_util, as_json):
+        parallel, flash_attn, headroom, swa_full, gpu_util, fmt, as_json, quiet):
     """One configuration in detail: weights, KV cache, compute buffer, overhead, per device.
 
     \b
@@ -170,38 +203,31 @@ def fit(model, gpus, vram, bandwidth, ram, quant, context, kv_type, kv_type_k, k
     """
     from .api import fit_one
     from .memory import KVChoice
-    from .report import fit_text, to_json
+    from .report import fit_document
 
-    machine = _machine(gpus, vram, bandwidth, ram)
+    fmt = _format(fmt, as_json)
+    machine = _machine(gpus, vram, bandwidth, ram, quiet)
     settings = _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util)
     kv = KVChoice(k=kv_type_k or kv_type, v=kv_type_v or kv_type, bits=kv_bits)
     est = fit_one(model, quant or DEFAULT_QUANT[engine], kv, settings, context, machine)
-    if as_json:
-        from .api import result_dict
-
-        data = result_dict(est, machine)
-        data["machine"] = machine.as_dict()
-        if explain:
-            from .report import explain_lines
-
-            data["explain"] = explain_lines(est)
-        click.echo(to_json(data))
-    else:
-        click.echo(fit_text(machine, est, explain))
+    _emit(fit_document(machine, est, explain), fmt, quiet)
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def models(as_json):
-    """The shipped model profiles (what-if variants marked *)."""
-    from .profiles import load_registry
-    from .report import models_table, to_json
+@output_options
+def models(fmt, as_json, quiet):
+    """The shipped model profiles (what-if variants marked *).
 
-    registry = load_registry()
-    if as_json:
-        click.echo(to_json([m.as_dict() for m in registry.models.values()]))
-    else:
-        click.echo(models_table(registry.models.values()))
+    \b
+    Examples:
+      advisor models
+      advisor models --format markdown
+    """
+    from .profiles import load_registry
+    from .report import models_document
+
+    fmt = _format(fmt, as_json)
+    _emit(models_document(load_registry().models.values()), fmt, quiet)
 
 
 
@@ -218,11 +244,35 @@ def _usage(message: str):
     return UsageError(message)
 
 
-def _currency(currency: str, fx: float | None) -> tuple[str, float]:
+def _source_rank(ctx, name: str) -> int:
+    """Higher wins: an option on the command line, then its ADVISOR_* variable, then the config file."""
+    from click.core import ParameterSource
+
+    order = [ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, ParameterSource.ENVIRONMENT,
+             ParameterSource.COMMANDLINE]
+    source = ctx.get_parameter_source(name)
+    return order.index(source) if source in order else 0
+
+
+def _electricity_source(ctx, kwh_price, region):
+    """--kwh-price and --region exclude each other only when given at the same level; otherwise the one given
+    closer to this run wins (a --region on the command line beats kwh_price in the config file)."""
+    if kwh_price is not None and region:
+        k, r = _source_rank(ctx, "kwh_price"), _source_rank(ctx, "region")
+        if k > r:
+            region = None
+        elif r > k:
+            kwh_price = None
+    return kwh_price, region
+
+
+def _currency(currency: str, fx: float | None, ctx=None) -> tuple[str, float]:
     code = currency.strip().upper()
     if not (len(code) == 3 and code.isalpha()):
         raise _usage(f"--currency must be a 3-letter code such as USD, EUR, CNY; got '{currency}'")
     if code == "USD":
+        if ctx is not None and _source_rank(ctx, "fx") < _source_rank(ctx, "currency"):
+            fx = None  # an --fx from the config file or environment belongs to the currency set there
         if fx is not None and fx != 1:
             raise _usage("--fx is how many units of --currency one USD buys; with USD leave it out")
         return code, 1.0
@@ -258,11 +308,13 @@ def _kwh_price(kwh_price, region, tables, currency, fx) -> tuple[float, list[str
 @click.option("--engine", type=click.Choice(["llama.cpp", "ollama", "vllm"]), default="llama.cpp", show_default=True)
 @click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=1, show_default=True, metavar="N",
               help="Sequences decoded together (batched): more tokens/s for the same weights read.")
-@click.option("--kwh-price", type=click.FloatRange(min=0), metavar="PRICE",
+@click.option("--kwh-price", type=click.FloatRange(min=0), metavar="PRICE", envvar="ADVISOR_KWH_PRICE", show_envvar=True,
               help="Electricity price per kWh, in --currency.")
-@click.option("--region", metavar="CODE", help="Electricity price preset instead of --kwh-price: US, US-NY, DE, CN-BJ, ...")
-@click.option("--currency", default="USD", show_default=True, metavar="CODE", help="Currency of every money field.")
-@click.option("--fx", type=click.FloatRange(min=0, min_open=True), metavar="RATE",
+@click.option("--region", metavar="CODE", envvar="ADVISOR_REGION", show_envvar=True,
+              help="Electricity price preset instead of --kwh-price: US, US-NY, DE, CN-BJ, ...")
+@click.option("--currency", default="USD", show_default=True, metavar="CODE", envvar="ADVISOR_CURRENCY",
+              show_envvar=True, help="Currency of every money field.")
+@click.option("--fx", type=click.FloatRange(min=0, min_open=True), metavar="RATE", envvar="ADVISOR_FX", show_envvar=True,
               help="Units of --currency per USD (API and catalog prices are in USD), e.g. 7.0 for CNY.")
 @click.option("--watts", type=click.FloatRange(min=0, min_open=True), metavar="W",
               help="Whole-system power while generating (decode and prefill), instead of the estimate.")
@@ -281,10 +333,10 @@ def _kwh_price(kwh_price, region, tables, currency, fx) -> tuple[float, list[str
               help="Your price file (TOML, same tables as profiles/prices) overriding or adding entries.")
 @click.option("--plot", is_flag=True, help="Plot monthly cost against monthly tokens (text).")
 @click.option("--explain", is_flag=True, help="Show the formulas with this run's numbers.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@output_options
 def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine, concurrency, kwh_price, region,
               currency, fx, watts, always_on, tokens_per_day, input_share, hardware_price, years, api_names,
-              prices_file, plot, explain, as_json):
+              prices_file, plot, explain, fmt, as_json, quiet):
     """Is running a model here cheaper than an API? Electricity per 1M tokens, break-even volume, payback.
 
     \b
@@ -306,10 +358,12 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
     from .profiles import load_registry
     from .speed import estimate_speed
 
-    code, rate = _currency(currency, fx)
+    fmt = _format(fmt, as_json)
+    ctx = click.get_current_context()
+    code, rate = _currency(currency, fx, ctx)
     tables = load_prices(prices_file)
-    price, price_notes = _kwh_price(kwh_price, region, tables, code, rate)
-    machine = _machine(gpus, vram, bandwidth, ram)
+    price, price_notes = _kwh_price(*_electricity_source(ctx, kwh_price, region), tables, code, rate)
+    machine = _machine(gpus, vram, bandwidth, ram, quiet)
     registry = load_registry()
     quant = quant or DEFAULT_QUANT[engine]
     settings = EngineSettings(name=engine, parallel=concurrency)
@@ -355,14 +409,9 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
         notes.append(f"compared with the {tier}-class APIs by default (the seed post's tiers); --api NAME for others")
     usage = Usage(tokens_per_day, input_share, hardware.amount, years)
     result = compute(est, speed, power, machine, apis, usage, price, code, rate, hardware, always_on, notes)
-    if as_json:
-        from .report import to_json
+    from .report_cost import breakeven_document
 
-        click.echo(to_json(result.as_dict()))
-    else:
-        from .report_cost import breakeven_text
-
-        click.echo(breakeven_text(result, today, plot=plot, explain=explain))
+    _emit(breakeven_document(result, today, plot=plot, explain=explain), fmt, quiet)
 
 
 @main.command()
@@ -371,8 +420,8 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
 @click.option("--tier", type=click.Choice(["gpt-4", "llama-3-70b", "gpt-3.5"]), help="Only APIs of this quality tier.")
 @click.option("--prices", "prices_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Your price file (TOML) overriding or adding entries.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def prices(show, tier, prices_file, as_json):
+@output_options
+def prices(show, tier, prices_file, fmt, as_json, quiet):
     """API prices per 1M tokens (with date and source), electricity presets, GPU rental.
 
     \b
@@ -384,22 +433,60 @@ def prices(show, tier, prices_file, as_json):
       date = "2026-12-01"
       source = "my invoice"
     passed with --prices FILE, or saved as prices.toml in the config directory (see `advisor prices --json`).
+
+    \b
+    Examples:
+      advisor prices --tier gpt-4
+      advisor prices --electricity
+      advisor prices --rental --format csv > rental.csv
     """
     import datetime as dt
 
     from .prices import default_user_file, load_prices
 
+    from .report_cost import prices_document
+
+    fmt = _format(fmt, as_json)
     tables = load_prices(prices_file)
-    show = show or "api"
-    if as_json:
-        from .report import to_json
+    doc = prices_document(tables, dt.date.today(), show or "api", tier, str(default_user_file()))
+    _emit(doc, fmt, quiet)
 
-        rows = {"api": tables.apis, "electricity": tables.regions, "rental": tables.rentals}[show]
-        if show == "api" and tier:
-            rows = [a for a in rows if a.tier == tier]
-        click.echo(to_json({"user_file": tables.user_file, "user_file_default": str(default_user_file()),
-                            show: [r.as_dict() for r in rows]}))
-    else:
-        from .report_cost import prices_text
 
-        click.echo(prices_text(tables, dt.date.today(), show, tier))
+@main.command("config")
+@output_options
+def config_command(fmt, as_json, quiet):
+    """Where the config file is and which defaults are in force (file, then ADVISOR_* variables).
+
+    \b
+    The file is TOML with any of these keys; options given on the command line still win:
+      kwh_price = 0.30      # breakeven, plan
+      region = "DE"         # instead of kwh_price
+      currency = "EUR"
+      fx = 0.92             # units of currency per USD
+      headroom = 1.5        # GiB kept free per GPU: check, fit
+    \b
+    Examples:
+      advisor config
+      ADVISOR_KWH_PRICE=0.4 advisor config --json
+    """
+    import os
+
+    from .config import KEYS, config_path, env_name, load_config
+    from .output import Document, Table
+
+    fmt = _format(fmt, as_json)
+    path = config_path()
+    values = load_config(path)
+    rows = []
+    for key, (_, what) in KEYS.items():
+        env = os.environ.get(env_name(key))
+        value, source = (env, env_name(key)) if env else (values.get(key), "config file" if key in values else "")
+        rows.append({"key": key, "value": value, "source": source, "meaning": what})
+    table = Table(("key", "value", "source", "meaning"),
+                  tuple((r["key"], "" if r["value"] is None else r["value"], r["source"], r["meaning"]) for r in rows),
+                  wrap=(3,))
+    state = "exists" if path.is_file() else "does not exist (optional)"
+    _emit(Document(data={"config_file": str(path), "exists": path.is_file(), "settings": rows}, records=tuple(rows),
+                   head=(f"Config file ({state}):", f"  {path}"), table=table,
+                   tail=("Precedence: command-line option > ADVISOR_* variable > config file > built-in default.",)),
+          fmt, quiet)

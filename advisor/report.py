@@ -6,6 +6,7 @@ import json
 
 from .machine import Machine
 from .memory import CUDA_RUNTIME_BYTES, Estimate
+from .output import Document, Table, scalars
 from .units import GIB, fmt_gib, fmt_mib, fmt_tokens
 
 PLACEMENT_WORDS = {"gpu": "GPU", "gpu+cpu": "GPU+RAM", "cpu": "RAM", "none": "no fit"}
@@ -60,8 +61,8 @@ def _tok_s(value) -> str:
     return f"~{value:.0f}" if value >= 10 else f"~{value:.1f}"
 
 
-def check_table(estimates: list[Estimate], machine: Machine) -> str:
-    """One row per model x quant x KV type, 80 columns wide (the full KV layout is in fit and `advisor models`)."""
+def check_table(estimates: list[Estimate], machine: Machine) -> Table:
+    """One row per model x quant x KV type (the full KV layout is in fit and `advisor models`)."""
     from .speed import estimate_speed
 
     rows = []
@@ -72,40 +73,31 @@ def check_table(estimates: list[Estimate], machine: Machine) -> str:
         if e.max_context is not None and e.max_context >= e.model_max_context:
             max_ctx += " max"
         kv = e.kv_type + (f" {e.kv_layout.split()[0]}" if e.kv_layout.startswith(("MLA", "YOCO")) else "")
-        rows.append([name, e.quant, kv, max_ctx, fmt_tokens(e.context), f"{e.total_bytes / GIB:.1f}",
-                     PLACEMENT_WORDS[e.placement], _tok_s(speed.decode_tokens_per_s)])
-    headers = ["model", "quant", "KV", "GPU ctx", "ctx", "GiB", "runs on", "tok/s"]
-    return narrow_table(rows, headers)
+        rows.append((name, e.quant, kv, max_ctx, fmt_tokens(e.context), f"{e.total_bytes / GIB:.1f}",
+                     PLACEMENT_WORDS[e.placement], _tok_s(speed.decode_tokens_per_s)))
+    headers = ("model", "quant", "KV", "GPU ctx", "ctx", "GiB", "runs on", "tok/s")
+    return Table(headers, tuple(rows), status_column=6, wrap=(0,))
 
 
-def narrow_table(rows, headers) -> str:
-    """tabulate's "simple" layout without its 2-character padding of every header (80 columns matter)."""
-    import tabulate as tabulate_module
+def check_document(machine: Machine, estimates: list[Estimate]) -> Document:
+    from .api import result_dict
 
-    saved = tabulate_module.MIN_PADDING
-    tabulate_module.MIN_PADDING = 0
-    try:
-        return tabulate_module.tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
-    finally:
-        tabulate_module.MIN_PADDING = saved
-
-
-def check_text(machine: Machine, estimates: list[Estimate]) -> str:
-    out = machine_lines(machine)
+    results = [result_dict(e, machine) for e in estimates]
+    head = machine_lines(machine)
     if estimates:
-        out.append(engine_line(estimates[0]))
-    out.append("")
-    out.append(check_table(estimates, machine))
+        head.append(engine_line(estimates[0]))
+    tail = []
     if any(e.what_if for e in estimates):
-        out.append("")
-        out.append("* what-if: a KV scheme retrofitted onto a model that lacks it (no checkpoint).")
-        out += _what_if_summary(estimates)
-    out.append("")
-    out.append("GPU ctx: largest context entirely on the GPU(s); 'max': the model's own limit.")
-    out.append("GiB: weights + KV cache + compute buffers + overhead at ctx (no headroom).")
-    out.append("tok/s: decode, one sequence, full cache of ctx. Prefill, ranges: fit, --json.")
-    out.append("Next: advisor fit MODEL --explain   (one configuration, term by term)")
-    return "\n".join(out)
+        tail.append("* what-if: a KV scheme retrofitted onto a model that lacks it (no checkpoint).")
+        tail += _what_if_summary(estimates)
+        tail.append("")
+    tail.append("GPU ctx: largest context entirely on the GPU(s); 'max': the model's own limit.")
+    tail.append("GiB: weights + KV cache + compute buffers + overhead at ctx (no headroom).")
+    tail.append("tok/s: decode, one sequence, full cache of ctx. Prefill, ranges: fit, --json.")
+    tail.append("Next: advisor fit MODEL --explain   (one configuration, term by term)")
+    return Document(data={"machine": machine.as_dict(), "results": results},
+                    records=tuple(scalars(r) for r in results), head=tuple(head),
+                    table=check_table(estimates, machine), tail=tuple(tail))
 
 
 def _what_if_summary(estimates: list[Estimate]) -> list[str]:
@@ -121,8 +113,11 @@ def _what_if_summary(estimates: list[Estimate]) -> list[str]:
     return lines
 
 
-def fit_text(machine: Machine, e: Estimate, explain: bool) -> str:
-    out = machine_lines(machine) + [engine_line(e), ""]
+def fit_document(machine: Machine, e: Estimate, explain: bool) -> Document:
+    from .api import result_dict
+
+    head = machine_lines(machine) + [engine_line(e)]
+    out = []
     out.append(f"{e.model}  {e.quant}  KV {e.kv_type} ({e.kv_layout})  context {e.context}")
     if e.what_if:
         out.append(f"what-if: {e.what_if}")
@@ -147,29 +142,28 @@ def fit_text(machine: Machine, e: Estimate, explain: bool) -> str:
     if e.max_sequences is not None:
         out.append(f"  concurrent sequences of {e.context} tokens: {e.max_sequences}")
     out += [f"  note: {n}" for n in e.notes]
-    if e.devices:
-        out.append("")
-        out.append(device_table(e))
+    data = result_dict(e, machine)
+    data["machine"] = machine.as_dict()
+    tail = []
     if explain:
-        out.append("")
-        out += explain_lines(e)
-    return "\n".join(out)
+        data["explain"] = tail = explain_lines(e)
+    # the term-by-term block is read before the per-device table
+    return Document(data=data, records=(scalars(data),), head=tuple(head + [""] + out),
+                    table=device_table(e) if e.devices else None, tail=tuple(tail))
 
 
 def _units(e: Estimate) -> int:
     return sum(d.layers for d in e.devices)
 
 
-def device_table(e: Estimate) -> str:
-    from tabulate import tabulate
-
+def device_table(e: Estimate) -> Table:
     rows = []
     for d in e.devices:
         usable = fmt_gib(d.usable_bytes, 2) if d.usable_bytes is not None else "?"
-        rows.append([d.name, d.layers, fmt_gib(d.weights_bytes, 2), fmt_gib(d.kv_bytes, 2),
-                     fmt_gib(d.compute_bytes, 2), fmt_gib(d.total_bytes, 2), usable, "yes" if d.fits else "NO"])
-    return tabulate(rows, headers=["device", "layers", "weights", "KV", "compute", "total", "usable", "fits"],
-                    tablefmt="simple", disable_numparse=True)
+        rows.append((d.name, d.layers, fmt_gib(d.weights_bytes, 2), fmt_gib(d.kv_bytes, 2),
+                     fmt_gib(d.compute_bytes, 2), fmt_gib(d.total_bytes, 2), usable, "yes" if d.fits else "NO"))
+    return Table(("device", "layers", "weights", "KV", "compute", "total", "usable", "fits"), tuple(rows),
+                 status_column=7, wrap=(0,))
 
 
 def explain_lines(e: Estimate) -> list[str]:
@@ -200,16 +194,14 @@ def explain_lines(e: Estimate) -> list[str]:
     return lines
 
 
-def models_table(models) -> str:
-    from tabulate import tabulate
-
-    rows = []
-    for m in models:
-        rows.append([m.id + (" *" if m.what_if else ""), m.attention_label, m.layers, f"{m.heads}/{m.kv_heads}",
-                     fmt_tokens(m.max_context), ("MoE" if m.experts else "dense"), m.name])
-    return tabulate(rows, headers=["id", "attention", "layers", "heads/kv", "max ctx", "ffn", "name"],
-                    tablefmt="simple", disable_numparse=True) + "\n* what-if variant (no such checkpoint exists)"
-
+def models_document(models) -> Document:
+    models = list(models)
+    rows = tuple((m.id + (" *" if m.what_if else ""), m.attention_label, m.layers, f"{m.heads}/{m.kv_heads}",
+                  fmt_tokens(m.max_context), ("MoE" if m.experts else "dense"), m.name) for m in models)
+    data = [m.as_dict() for m in models]
+    return Document(data=data, records=tuple(scalars(d) for d in data),
+                    table=Table(("id", "attention", "layers", "heads/kv", "max ctx", "ffn", "name"), rows, wrap=(6,)),
+                    tail=("* what-if variant (no such checkpoint exists)",))
 
 
 # ------------------------------------------------------------------ validation (bench/validate.py)

@@ -8,6 +8,7 @@ from .breakeven import Breakeven
 from .cost import TOKENS_PER_UNIT, kwh_per_million_tokens
 from .prices import PriceTables
 from .report import PLACEMENT_WORDS, machine_lines
+from .output import Document, Table, scalars
 from .units import fmt_tokens
 
 LEGEND_WIDTH = 78  # wrap plot legends to an 80-column terminal
@@ -38,9 +39,7 @@ def _months(value: float | None) -> str:
     return f"{value:.1f} mo" if value < 100 else f"{value:,.0f} mo"
 
 
-def breakeven_text(b: Breakeven, today: dt.date, plot: bool = False, explain: bool = False) -> str:
-    from tabulate import tabulate
-
+def breakeven_document(b: Breakeven, today: dt.date, plot: bool = False, explain: bool = False) -> Document:
     cur, e, s, p, loc, use = b.currency, b.estimate, b.speed, b.power, b.local, b.usage
     out = machine_lines(b.machine)
     out.append(f"Model    {e.model}  {e.quant}, KV {e.kv_type}, {fmt_tokens(e.context)} context, "
@@ -66,37 +65,38 @@ def breakeven_text(b: Breakeven, today: dt.date, plot: bool = False, explain: bo
     per_month = f" over {use.years:g} years = {money(use.hardware_per_month, cur)}/month" \
         if use.hardware_per_month is not None else ""
     out.append(f"Hardware {hw}{per_month} ({b.hardware.basis})")
-    out.append("")
-    rows = []
+    rows = [("this machine (electricity)", money(loc.cost_per_1m_input, cur), money(loc.cost_per_1m_output, cur),
+             money(use.tokens_per_month / TOKENS_PER_UNIT * loc.marginal_per_1m(use.input_share)
+                   + loc.fixed_per_month(), cur), "", "", "")]
     for a, c in b.apis:
-        name = a.name + (" (deprecated)" if a.deprecated(today) else "")
-        rows.append([name, money(c.cost_per_1m_input, cur), money(c.cost_per_1m_output, cur),
+        rows.append((a.name, money(c.cost_per_1m_input, cur), money(c.cost_per_1m_output, cur),
                      money(c.api_per_month, cur), money(c.monthly_savings, cur),
                      count(c.breakeven_tokens_per_month),
-                     _months(c.payback_months) if c.api_per_month is not None else "—"])
-    rows.insert(0, ["this machine (electricity)", money(loc.cost_per_1m_input, cur), money(loc.cost_per_1m_output, cur),
-                    money(use.tokens_per_month / TOKENS_PER_UNIT * loc.marginal_per_1m(use.input_share)
-                          + loc.fixed_per_month(), cur), "", "", ""])
-    out.append(tabulate(rows, headers=["", "in /1M", "out /1M", "per month", "saves/mo", "break-even/mo",
-                                       "payback"], tablefmt="simple", disable_numparse=True))
-    out.append("")
-    for a, c in b.apis:
-        out.append(f"  {a.name}: {c.verdict}")
-    out.append("")
-    out.append("'saves/mo' = API per month - electricity - hardware per month; 'break-even/mo' = tokens per month "
-               "where owning costs the same as the API.")
+                     _months(c.payback_months) if c.api_per_month is not None else "—"))
+    table = Table(("", "in/1M", "out/1M", "/month", "saves/mo", "even/mo", "payback"), tuple(rows), status_column=6,
+                  wrap=(0,))
+    tail = [f"{a.name}" + (" (deprecated)" if a.deprecated(today) else "") + f": {c.verdict}" for a, c in b.apis]
+    tail.append("")
+    tail.append("/month: cost at your volume; saves/mo: API - electricity - hardware per month; even/mo: tokens per "
+                "month where owning costs the same as the API; payback: months to earn the hardware back.")
     dates = sorted({a.date for a, _ in b.apis})
     if dates:
-        out.append(f"API prices dated {dates[0]}" + (f" to {dates[-1]}" if len(dates) > 1 else "")
-                   + "; `advisor prices` shows sources, --api NAME picks others.")
-    out += [f"note: {n}" for n in b.notes]
-    if plot:
-        out.append("")
-        out += plot_lines(b)
+        tail.append(f"API prices dated {dates[0]}" + (f" to {dates[-1]}" if len(dates) > 1 else "")
+                    + "; `advisor prices` shows sources, --api NAME picks others.")
+    tail += [f"note: {n}" for n in b.notes]
     if explain:
-        out.append("")
-        out += explain_cost_lines(b)
-    return "\n".join(out)
+        tail.append("")
+        tail += explain_cost_lines(b)
+    data = b.as_dict()
+    if explain:
+        data["explain"] = explain_cost_lines(b)
+    shared = {k: data[k] for k in ("model", "quant", "kv_type", "context", "concurrency", "currency", "kwh_price",
+                                   "watts_decode", "decode_tokens_per_s", "local_cost_per_1m_input",
+                                   "local_cost_per_1m_output", "tokens_per_month", "hardware_price", "years")}
+    records = tuple({**shared, **{("api" if k == "name" else k): v for k, v in scalars(a).items()}}
+                    for a in data["apis"])
+    return Document(data=data, records=records, head=tuple(out), table=table, tail=tuple(tail),
+                    extra=("\n".join(plot_lines(b)),) if plot else ())
 
 
 def _kwh(watts: float, tokens_per_s: float) -> str:
@@ -165,40 +165,38 @@ def explain_cost_lines(b: Breakeven) -> list[str]:
 
 # ------------------------------------------------------------------ advisor prices
 
-def prices_text(tables: PriceTables, today: dt.date, show: str, tier: str | None) -> str:
-    from tabulate import tabulate
-
+def prices_document(tables: PriceTables, today: dt.date, show: str, tier: str | None, user_file_default: str
+                    ) -> Document:
     out = []
     if show == "api":
-        apis = [a for a in tables.apis if tier is None or a.tier == tier]
-        rows = [[a.name + (" *" if a.default else ""), a.tier or "—", _usd(a.input_usd_per_1m),
+        entries = [a for a in tables.apis if tier is None or a.tier == tier]
+        rows = [(a.name + (" *" if a.default else ""), a.tier or "—", _usd(a.input_usd_per_1m),
                  _usd(a.output_usd_per_1m), _usd(a.cached_input_usd_per_1m),
-                 a.date + (" (deprecated)" if a.deprecated(today) else "")] for a in apis]
-        out.append(tabulate(rows, headers=["API", "tier", "in $/1M", "out $/1M", "cached in", "price date"],
-                            tablefmt="simple", disable_numparse=True))
-        oldest = min((a.date for a in apis), default="")
-        out.append("")
-        out.append(f"{len(apis)} APIs; oldest price dated {oldest}. * = compared by default against a model of the "
+                 a.date + (" (deprecated)" if a.deprecated(today) else "")) for a in entries]
+        table = Table(("API", "tier", "in $/1M", "out $/1M", "cached", "price date"), tuple(rows), wrap=(5, 0))
+        oldest = min((a.date for a in entries), default="")
+        out.append(f"{len(entries)} APIs; oldest price dated {oldest}. * = compared by default against a model of the "
                    "same tier.")
         out.append("(deprecated) = past its deprecation date in the source: may no longer be sold at this price.")
-        out += _source_lines(a.source for a in apis)
+        out += _source_lines(a.source for a in entries)
     elif show == "electricity":
-        rows = [[r.code, r.name, r.sector, f"{r.price_per_kwh:g} {r.currency}", f"{r.usd_per_kwh:g}", r.period]
-                for r in tables.regions]
-        out.append(tabulate(rows, headers=["--region", "where", "tariff", "per kWh", "USD/kWh", "period"],
-                            tablefmt="simple", disable_numparse=True))
-        out.append("")
+        entries = tables.regions
+        rows = [(r.code, r.name, r.sector, f"{r.price_per_kwh:g} {r.currency}", f"{r.usd_per_kwh:g}", r.period)
+                for r in entries]
+        table = Table(("--region", "where", "tariff", "per kWh", "USD/kWh", "period"), tuple(rows), wrap=(5, 1, 2))
         out.append("USD values for EUR/CNY rows use an assumed rate (EURUSD 1.10; 7.2 CNY/USD).")
-        out += _source_lines(r.source for r in tables.regions)
+        out += _source_lines(r.source for r in entries)
     else:
-        rows = [[r.provider, r.gpu, r.gpu_count, _usd(r.usd_per_hour), _usd(r.usd_per_gpu_hour),
-                 _usd(r.spot_usd_per_gpu_hour), r.offer[:30]] for r in tables.rentals]
-        out.append(tabulate(rows, headers=["provider", "GPU", "n", "$/hour", "$/GPU-hour", "spot $/GPU-h", "offer"],
-                            tablefmt="simple", disable_numparse=True))
-        out += _source_lines(r.source for r in tables.rentals)
+        entries = tables.rentals
+        rows = [(r.provider, r.gpu, r.gpu_count, _usd(r.usd_per_hour), _usd(r.usd_per_gpu_hour),
+                 _usd(r.spot_usd_per_gpu_hour), r.offer) for r in entries]
+        table = Table(("provider", "GPU", "n", "$/hour", "$/GPU-h", "spot/GPU-h", "offer"), tuple(rows), wrap=(6, 1, 0))
+        out += _source_lines(r.source for r in entries)
     if tables.user_file:
         out.append(f"User prices from {tables.user_file} override or add to the shipped ones.")
-    return "\n".join(out)
+    data = {"user_file": tables.user_file, "user_file_default": user_file_default,
+            show: [r.as_dict() for r in entries]}
+    return Document(data=data, records=tuple(scalars(d) for d in data[show]), table=table, tail=tuple(out))
 
 
 def _usd(value: float | None) -> str:

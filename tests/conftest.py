@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -32,3 +33,6 @@ def isolated_config(tmp_path, monkeypatch):
     """No test reads the developer's own config dir (a prices.toml there would change results)."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name in list(os.environ):
+        if name.startswith("ADVISOR_") or name == "NO_COLOR":
+            monkeypatch.delenv(name)

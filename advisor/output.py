@@ -1,0 +1,206 @@
+"""One place that turns what a command found into table, JSON, CSV or Markdown text.
+
+A command builds a `Document`: the lines a person reads before and after its main table, the table itself,
+flat records for CSV (raw numbers, one row per record) and the JSON object. `render` does the rest, so every
+command gets `--format`, `--quiet`, 80-column wrapping and colour rules the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+
+FORMATS = ("table", "json", "csv", "markdown")
+TERMINAL_WIDTH = 80  # the classic terminal: every table and line of the default output fits it
+MIN_WRAPPED_COLUMN = 8  # a column is never wrapped narrower than this many characters
+HANGING_LABEL = re.compile(r"^ *[A-Za-z]\S{0,10}  +(?=\S)")  # "Power    363 W ...": continue under "363"
+COLUMN_GAP = 2  # tabulate's "simple" layout puts two spaces between columns
+
+# Cell values that carry a verdict, and their colour on a terminal.
+STATUS_COLOURS = {"GPU": "green", "yes": "green", "GPU+RAM": "yellow", "RAM": "yellow", "no fit": "red",
+                  "NO": "red", "never": "red"}
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: tuple[str, ...]
+    rows: tuple[tuple, ...]
+    status_column: int | None = None  # cells of this column are coloured by STATUS_COLOURS on a terminal
+    wrap: tuple[int, ...] | None = None  # columns that may wrap to fit the width, preferred first (None: any)
+
+
+@dataclass(frozen=True)
+class Document:
+    data: object  # the JSON value
+    records: tuple[dict, ...] = ()  # CSV rows
+    head: tuple[str, ...] = ()  # lines before the table
+    table: Table | None = None
+    tail: tuple[str, ...] = ()  # lines after the table (legends, notes, --explain)
+    extra: tuple[str, ...] = field(default=())  # preformatted blocks (a plot) kept as they are, after the tail
+
+
+def colour_enabled(stream=None) -> bool:
+    """Colour only on a terminal, never with NO_COLOR set to anything non-empty (no-color.org) or TERM=dumb."""
+    stream = stream or sys.stdout
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def render(doc: Document, fmt: str, quiet: bool = False, colour: bool = False, width: int = TERMINAL_WIDTH) -> str:
+    if fmt == "json":
+        from .report import to_json
+
+        return to_json(doc.data)
+    if fmt == "csv":
+        return csv_text(doc.records)
+    if fmt == "markdown":
+        return markdown_text(doc, quiet)
+    return table_text(doc, quiet, colour, width)
+
+
+def table_text(doc: Document, quiet: bool, colour: bool, width: int) -> str:
+    table = fit_table(doc.table, width, colour) if doc.table else ""
+    if quiet:
+        return table
+    out = wrap_lines(doc.head, width)
+    if table:
+        out += ([""] if out else []) + [table]
+    if doc.tail:
+        out += [""] + wrap_lines(doc.tail, width)
+    for block in doc.extra:
+        out += ["", block]
+    return "\n".join(out)
+
+
+def fit_table(table: Table, width: int = TERMINAL_WIDTH, colour: bool = False) -> str:
+    """tabulate's "simple" layout, no padding beyond the column gap, the widest columns wrapped until it fits."""
+    import tabulate as tabulate_module
+
+    rows = [list(map(_cell, r)) for r in table.rows]
+    headers = list(table.headers)
+    widths = [max([len(h)] + [len(line) for r in rows for line in r[i].split("\n")]) for i, h in enumerate(headers)]
+    limits = list(widths)
+    excess = sum(limits) + COLUMN_GAP * (len(limits) - 1) - width
+    # first wrap at spaces, in the table's order of preference, down to each column's longest word
+    for i in (table.wrap or ()):
+        floor = max([MIN_WRAPPED_COLUMN, len(table.headers[i])]
+                    + [len(word) for r in rows for word in r[i].split()])
+        cut = max(0, min(excess, limits[i] - floor))
+        limits[i] -= cut
+        excess -= cut
+    # then break words too, widest column first
+    wrappable = range(len(limits)) if table.wrap is None else table.wrap
+    while excess > 0:
+        widest = max(wrappable, key=lambda i: limits[i])
+        if limits[widest] <= MIN_WRAPPED_COLUMN:
+            break
+        limits[widest] -= 1
+        excess -= 1
+    if colour and table.status_column is not None:
+        import click
+
+        for r in rows:
+            tint = STATUS_COLOURS.get(r[table.status_column])
+            if tint:
+                r[table.status_column] = click.style(r[table.status_column], fg=tint)
+    saved = tabulate_module.MIN_PADDING
+    tabulate_module.MIN_PADDING = 0
+    try:
+        return tabulate_module.tabulate(
+            rows, headers=headers, tablefmt="simple", disable_numparse=True,
+            maxcolwidths=[lim if lim < w else None for lim, w in zip(limits, widths)])
+    finally:
+        tabulate_module.MIN_PADDING = saved
+
+
+def wrap_lines(lines, width: int = TERMINAL_WIDTH) -> list[str]:
+    """Wrap long prose lines at spaces. A continuation lines up under the text of a "Label    text" line, else it
+    is indented two more than the line it continues."""
+    import textwrap
+
+    out = []
+    for line in lines:
+        if len(line) <= width:
+            out.append(line)
+            continue
+        label = HANGING_LABEL.match(line)
+        indent = " " * (label.end() if label else len(line) - len(line.lstrip(" ")) + 2)
+        out += textwrap.wrap(line, width=width, subsequent_indent=indent, break_long_words=False,
+                             break_on_hyphens=False) or [line]
+    return out
+
+
+def csv_text(records) -> str:
+    """RFC 4180 CSV: a header of every key seen (first-seen order), nested values as JSON."""
+    import csv
+    import io
+
+    keys: list[str] = []
+    for r in records:
+        keys += [k for k in r if k not in keys]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    for r in records:
+        writer.writerow({k: _csv_value(v) for k, v in r.items()})
+    return buf.getvalue().rstrip("\n")
+
+
+def _csv_value(value):
+    import json
+
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as in the JSON output, not Python's True
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value)
+    return value
+
+
+def markdown_text(doc: Document, quiet: bool) -> str:
+    out = []
+    if doc.head and not quiet:
+        out += [_md_escape(h.strip()) + "  " for h in doc.head] + [""]
+    if doc.table:
+        out.append(_md_table(doc.table))
+    if doc.tail and not quiet:
+        out += [""] + [f"- {_md_escape(t.strip())}" for t in doc.tail if t.strip()]
+    for block in () if quiet else doc.extra:
+        out += ["", "```", block, "```"]
+    return "\n".join(out)
+
+
+def _md_table(table: Table) -> str:
+    from tabulate import tabulate
+
+    rows = [[_cell(c).replace("\n", " ").replace("|", "\\|") for c in r] for r in table.rows]
+    headers = [h.replace("|", "\\|") for h in table.headers]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _md_escape(text: str) -> str:
+    """Keep a line literal in Markdown: escape the characters that would start emphasis or a table."""
+    for ch in ("\\", "*", "_", "|", "`"):
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def _cell(value) -> str:
+    return "" if value is None else str(value)
+
+
+def scalars(record: dict) -> dict:
+    """The flat part of a JSON record, for a CSV row: a `*_range` pair becomes `*_low` and `*_high` columns
+    (empty when unknown, so every row has the same columns); other lists and objects stay in the JSON output."""
+    out = {}
+    for key, value in record.items():
+        if key.endswith("_range"):
+            low, high = value if isinstance(value, (list, tuple)) and len(value) == 2 else (None, None)
+            out[key[:-len("range")] + "low"], out[key[:-len("range")] + "high"] = low, high
+        elif not isinstance(value, (dict, list, tuple)):
+            out[key] = value
+    return out
