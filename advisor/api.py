@@ -10,16 +10,19 @@
 from __future__ import annotations
 
 from .errors import AdvisorError, UsageError
+from .hf_config import Imported
 from .hardware import detect_machine, simulated_machine
 from .machine import Device, Machine
 from .memory import EngineSettings, Estimate, KVChoice, estimate, kv_bytes_per_token, weights_bytes
+from .model_files import load_model
 from .profiles import ModelProfile, load_registry
 from .speed import Speed, estimate_speed
 
 __all__ = [
     "AdvisorError", "UsageError", "Device", "Machine", "EngineSettings", "Estimate", "KVChoice", "ModelProfile",
     "detect_machine", "simulated_machine", "load_registry", "fit_one", "check_grid", "estimate",
-    "kv_bytes_per_token", "weights_bytes", "model", "Speed", "estimate_speed", "result_dict",
+    "kv_bytes_per_token", "weights_bytes", "model", "Speed", "estimate_speed", "result_dict", "load_model",
+    "Imported",
 ]
 
 
@@ -29,30 +32,42 @@ def result_dict(est: Estimate, machine: Machine) -> dict:
 
 
 def model(name: str) -> ModelProfile:
-    """A shipped profile by id, name or alias (raises UsageError with suggestions)."""
-    return load_registry().model(name)
+    """A profile by id, name or alias (shipped or the user's), or imported from a config.json / GGUF path."""
+    return load_model(name).profile
 
 
-def fit_one(model_name: str, quant: str, kv: KVChoice, engine: EngineSettings, context: int | None,
-            machine: Machine) -> Estimate:
-    registry = load_registry()
-    return estimate(registry.model(model_name), quant, kv, engine, context, machine, registry.quants)
+def _estimate(src: Imported, quant: str | None, default_quant: str, kv: KVChoice, engine: EngineSettings,
+              context: int | None, machine: Machine) -> Estimate:
+    quants = load_registry().quants
+    if src.weights is not None:
+        if quant and quant.lower() != src.quant.lower():
+            raise UsageError(f"{src.profile.origin} holds {src.quant} weights; --quant does not apply to a GGUF file")
+        return estimate(src.profile, src.quant, kv, engine, context, machine, quants, weights=src.weights)
+    return estimate(src.profile, quant or default_quant, kv, engine, context, machine, quants)
+
+
+def fit_one(model_name: str, quant: str | None, kv: KVChoice, engine: EngineSettings, context: int | None,
+            machine: Machine, default_quant: str = "Q4_K_M") -> Estimate:
+    """One estimate. `model_name` is a profile id or a path to a config.json / GGUF file; `quant` None means the
+    file's own weights (GGUF) or `default_quant`."""
+    return _estimate(load_model(model_name), quant, default_quant, kv, engine, context, machine)
 
 
 def check_grid(machine: Machine, engine: EngineSettings, models=None, quants=("Q4_K_M",), kv_types=("f16",),
-               contexts=(None,), include_what_if: bool = True) -> list[Estimate]:
-    """model x quant x KV type x context, in profile order. Validates every name before computing."""
+               contexts=(None,), include_what_if: bool = True, quants_given: bool = True) -> list[Estimate]:
+    """model x quant x KV type x context, in profile order. Validates every name before computing. A GGUF file
+    among `models` is evaluated with its own weights (naming quants for it is an error when `quants_given`)."""
     registry = load_registry()
     if models:
-        chosen = [registry.model(m) for m in models]
+        chosen = [load_model(m) for m in models]
     else:
-        chosen = [m for m in registry.models.values() if include_what_if or not m.what_if]
+        chosen = [Imported(m, ()) for m in registry.models.values() if include_what_if or not m.what_if]
     for q in quants:
         registry.quants.recipe(q)
     out = []
-    for m in chosen:
-        for q in quants:
+    for src in chosen:
+        for q in ((None,) if src.weights is not None and not quants_given else quants):
             for kv in kv_types:
                 for ctx in contexts:
-                    out.append(estimate(m, q, KVChoice(kv, kv), engine, ctx, machine, registry.quants))
+                    out.append(_estimate(src, q, quants[0], KVChoice(kv, kv), engine, ctx, machine))
     return out

@@ -79,10 +79,23 @@ def _format(fmt: str | None, as_json: bool) -> str:
     return "json" if as_json else fmt or "table"
 
 
-def _emit(doc, fmt: str, quiet: bool):
+def _emit(doc, fmt: str, quiet: bool, warnings=()):
+    """The document on stdout; warnings (and user-profile shadowing notices) on stderr, unless --quiet."""
     from .output import colour_enabled, render
+    from .profiles import load_registry
 
+    if not quiet:
+        loaded = load_registry.cache_info().currsize
+        for line in list(warnings) + list(load_registry().notices if loaded else ()):
+            click.echo(f"advisor: warning: {line}", err=True)
     click.echo(render(doc, fmt, quiet, colour=fmt == "table" and colour_enabled()))
+
+
+def _import_warnings(models) -> list[str]:
+    """What importing the files among `models` noticed (read again from the cache of the import)."""
+    from .model_files import load_model, looks_like_path
+
+    return [f"{name}: {w}" for name in models if looks_like_path(name) for w in load_model(name).warnings]
 
 
 def _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util):
@@ -142,7 +155,8 @@ def main():
 
 @main.command()
 @machine_options
-@click.option("--model", "models", multiple=True, metavar="ID", help="Model profile id (repeatable; default: all).")
+@click.option("--model", "models", multiple=True, metavar="ID|FILE",
+              help="Model profile id, or a config.json / .gguf path (repeatable; default: all profiles).")
 @click.option("--quant", "quants", multiple=True, metavar="TYPE", help="Weight type, e.g. Q4_K_M, Q8_0, BF16 (repeatable).")
 @click.option("--kv-type", "kv_types", multiple=True, metavar="TYPE", help="KV cache type: f16, q8_0, q4_0, ... (repeatable).")
 @click.option("--context", "contexts", multiple=True, type=int, callback=_positive_context, metavar="TOKENS",
@@ -160,6 +174,7 @@ def check(gpus, vram, bandwidth, ram, models, quants, kv_types, contexts, what_i
       advisor check --gpu "2x RTX 3090" --model llama-3-70b --context 32768
       advisor check --gpu "M2 Ultra" --ram 192 --kv-type q8_0 --json
       advisor check --format csv --quiet > fits.csv
+      advisor check --model ./my-model.gguf --context 8192
     """
     from .api import check_grid
     from .report import check_document
@@ -174,14 +189,15 @@ def check(gpus, vram, bandwidth, ram, models, quants, kv_types, contexts, what_i
         kv_types=kv_types or DEFAULT_KV_TYPES[engine],
         contexts=contexts or (None,),
         include_what_if=what_if,
+        quants_given=bool(quants),
     )
-    _emit(check_document(machine, estimates), fmt, quiet)
+    _emit(check_document(machine, estimates), fmt, quiet, _import_warnings(models))
 
 
 @main.command()
-@click.argument("model")
+@click.argument("model", metavar="MODEL|FILE")
 @machine_options
-@click.option("--quant", metavar="TYPE", help="Weight type (default: Q4_K_M; BF16 for vLLM).")
+@click.option("--quant", metavar="TYPE", help="Weight type (default: Q4_K_M; BF16 for vLLM; a GGUF file's own).")
 @click.option("--context", type=int, callback=_positive_context, metavar="TOKENS",
               help="Context (llama.cpp -c: total over slots; default: the model's maximum).")
 @click.option("--kv-type", metavar="TYPE", default="f16", show_default=True, help="KV cache type for K and V.")
@@ -200,6 +216,8 @@ def fit(model, gpus, vram, bandwidth, ram, quant, context, kv_type, kv_type_k, k
       advisor fit llama-3-8b --quant Q4_K_M --context 8192 --kv-type q8_0
       advisor fit llama-3-70b --gpu "2x RTX 3090" --context 32768 --explain
       advisor fit deepseek-v2 --engine vllm --kv-bits 6 --gpu "8x H100 SXM" --json
+      advisor fit ./Qwen3-8B/config.json --quant Q4_K_M --context 32768
+      advisor fit ~/models/Meta-Llama-3-8B-Instruct.Q4_K_M.gguf --context 8192 --kv-type q8_0
     """
     from .api import fit_one
     from .memory import KVChoice
@@ -209,25 +227,81 @@ def fit(model, gpus, vram, bandwidth, ram, quant, context, kv_type, kv_type_k, k
     machine = _machine(gpus, vram, bandwidth, ram, quiet)
     settings = _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util)
     kv = KVChoice(k=kv_type_k or kv_type, v=kv_type_v or kv_type, bits=kv_bits)
-    est = fit_one(model, quant or DEFAULT_QUANT[engine], kv, settings, context, machine)
-    _emit(fit_document(machine, est, explain), fmt, quiet)
+    est = fit_one(model, quant, kv, settings, context, machine, default_quant=DEFAULT_QUANT[engine])
+    _emit(fit_document(machine, est, explain), fmt, quiet, _import_warnings([model]))
 
 
 @main.command()
+@click.option("--user", "user_only", is_flag=True, help="Only your profiles (advisor import), and where they live.")
 @output_options
-def models(fmt, as_json, quiet):
-    """The shipped model profiles (what-if variants marked *).
+def models(user_only, fmt, as_json, quiet):
+    """The model profiles: shipped ones, and yours from `advisor import` (what-if variants marked *).
 
     \b
     Examples:
       advisor models
+      advisor models --user
       advisor models --format markdown
     """
+    from .model_files import user_models_dir
     from .profiles import load_registry
     from .report import models_document
 
     fmt = _format(fmt, as_json)
-    _emit(models_document(load_registry().models.values()), fmt, quiet)
+    chosen = [m for m in load_registry().models.values() if not user_only or not m.origin.startswith("profiles/")]
+    _emit(models_document(chosen, str(user_models_dir()), user_only), fmt, quiet)
+
+
+@main.command("import")
+@click.argument("path", type=click.Path(), metavar="FILE")
+@click.option("--name", "model_id", metavar="ID", help="Profile id to save it under (default: from the file).")
+@click.option("--force", is_flag=True, help="Replace a user profile of the same id.")
+@output_options
+def import_command(path, model_id, force, fmt, as_json, quiet):
+    """Save a config.json or GGUF header as your own profile, usable by id in every command.
+
+    \b
+    The profile holds the architecture (layers, heads, KV layout, experts, context), not the file's
+    weights: `advisor fit FILE.gguf` still uses a GGUF's exact tensor sizes.
+    \b
+    Examples:
+      advisor import ./Qwen3-8B/config.json --name qwen3-8b
+      advisor import ~/models/model.Q4_K_M.gguf --name my-model
+      advisor fit my-model --context 32768
+    """
+    from pathlib import Path
+
+    from .model_files import import_file, save_user_profile
+    from .output import Document, Table
+    from .profiles import load_registry
+
+    fmt = _format(fmt, as_json)
+    if model_id is not None and not _valid_id(model_id):
+        raise _usage(f"--name must be letters, digits, '-', '_' or '.', got '{model_id}'")
+    imported = import_file(Path(path).expanduser(), model_id.lower() if model_id else None)
+    saved = save_user_profile(imported, str(path), force)
+    load_registry.cache_clear()
+    p = imported.profile
+    shipped = p.id in _shipped_ids()
+    rows = ((p.id, p.attention_label, p.layers, f"{p.heads}/{p.kv_heads}", p.max_context,
+             "MoE" if p.experts else "dense"),)
+    head = [f"Saved {p.id} to {saved}"] + ([f"It shadows the shipped profile '{p.id}'."] if shipped else [])
+    _emit(Document(data={"id": p.id, "path": str(saved), "shadows_shipped": shipped, "warnings": list(imported.warnings),
+                         "profile": p.as_dict()},
+                   records=({"id": p.id, "path": str(saved), "shadows_shipped": shipped},),
+                   head=tuple(head), table=Table(("id", "attention", "layers", "heads/kv", "max ctx", "ffn"), rows),
+                   tail=(f"Use it by id: advisor fit {p.id} --context 8192",)),
+          fmt, quiet, imported.warnings)
+
+
+def _valid_id(name: str) -> bool:
+    return bool(name) and len(name) <= 100 and all(c.isalnum() or c in "-_." for c in name) and name[0].isalnum()
+
+
+def _shipped_ids() -> set[str]:
+    from .profiles import _profiles_root, _read_models
+
+    return set(_read_models(_profiles_root()))
 
 
 

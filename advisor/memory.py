@@ -28,6 +28,7 @@ from .units import GIB, MIB
 from .weights import WeightsLayout, weights_layout
 
 ENGINES = ("llama.cpp", "ollama", "vllm")
+GGUF_ENGINES = ("llama.cpp", "ollama")  # the engines that load a GGUF file as it is
 
 # llama.cpp pads the KV size to 256 cells with flash attention, 32 without
 # (llama_kv_cache_get_padding in llama.cpp builds of 2024; A14 in calibration/memory_logs.csv keeps
@@ -323,11 +324,16 @@ class _Parts:
     window_extra: int
 
 
-def _parts(model, quant, kv, engine, quants) -> _Parts:
-    recipe = quants.recipe(quant)
+def _parts(model, quant, kv, engine, quants, weights: WeightsLayout | None = None) -> _Parts:
     if engine.name not in ENGINES:
         raise UsageError(f"unknown engine '{engine.name}'; choose from {', '.join(ENGINES)}")
-    if engine.name not in recipe.engines:
+    if weights is not None:
+        if engine.name not in GGUF_ENGINES:
+            raise UsageError(f"a GGUF file runs on {' or '.join(GGUF_ENGINES)}, not {engine.name}")
+        recipe = None
+    else:
+        recipe = quants.recipe(quant)
+    if recipe is not None and engine.name not in recipe.engines:
         raise UsageError(
             f"{engine.name} does not load {recipe.name} weights; it loads "
             + ", ".join(n for n, r in quants.recipes.items() if engine.name in r.engines)
@@ -339,7 +345,7 @@ def _parts(model, quant, kv, engine, quants) -> _Parts:
     if engine.parallel < 1:
         raise UsageError(f"--parallel must be at least 1, got {engine.parallel}")
     layout = kv_layout(model, k_type, v_type, _mla_layout(engine), engine.swa_full)
-    weights = weights_layout(model, recipe, quants)
+    weights = weights if weights is not None else weights_layout(model, recipe, quants)
     # llama.cpp keeps n_swa (x sequences) + n_ubatch cells in a sliding-window cache
     window_extra = 0 if engine.name == "vllm" else engine.n_ubatch
     return _Parts(model, weights, layout, engine, window_extra)
@@ -534,9 +540,11 @@ def estimate(
     context: int | None,
     machine: Machine,
     quants: QuantTable,
+    weights: WeightsLayout | None = None,
 ) -> Estimate:
-    """Memory needed for `model` at `context` (the model's maximum when None) on `machine`."""
-    p = _parts(model, quant, kv, engine, quants)
+    """Memory needed for `model` at `context` (the model's maximum when None) on `machine`. `weights` fixes the
+    weights as a file has them (GGUF); `quant` is then only the file's label."""
+    p = _parts(model, quant, kv, engine, quants, weights)
     eng = p.engine
     if context is None:
         context = _max_context_limit(model, eng)
@@ -581,7 +589,7 @@ def estimate(
         kv_total = k_bytes + v_bytes
     return Estimate(
         model=model.id,
-        quant=quants.recipe(quant).name,
+        quant=quant if weights is not None else quants.recipe(quant).name,
         kv_type=kv.label,
         kv_layout=p.kv.label,
         engine=eng.name,

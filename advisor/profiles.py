@@ -16,6 +16,7 @@ from pathlib import Path
 from .errors import ProfileError, suggest
 
 ATTENTION_KINDS = ("gqa", "mla", "yoco")
+MAX_LAYERS = 4096  # real models have at most a few hundred blocks; more is a corrupt file, and costs a walk per layer
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,8 @@ def _model_from_table(table: dict, where: str, architecture: str, bases: dict) -
     for key in ("layers", "hidden", "heads", "kv_heads", "head_dim", "vocab", "max_context"):
         if merged[key] <= 0:
             raise ProfileError(f"{where}: field '{key}' must be positive, got {merged[key]}")
+    if merged["layers"] > MAX_LAYERS:
+        raise ProfileError(f"{where}: field 'layers' is implausibly large ({merged['layers']}; at most {MAX_LAYERS})")
     if merged.get("attention", "gqa") not in ATTENTION_KINDS:
         raise ProfileError(
             f"{where}: field 'attention' must be one of {', '.join(ATTENTION_KINDS)}, got {merged['attention']!r}"
@@ -229,6 +232,11 @@ def _model_from_table(table: dict, where: str, architecture: str, bases: dict) -
     merged["aliases"] = tuple(aliases)
     merged["origin"] = where
     return ModelProfile(**merged)
+
+
+def model_from_fields(fields: dict, architecture: str, where: str) -> ModelProfile:
+    """A validated profile from plain fields (an imported config.json or GGUF header)."""
+    return _model_from_table(fields, where, architecture, {})
 
 
 def parse_model_file(text: str, where: str, bases: dict | None = None) -> list[ModelProfile]:
@@ -336,12 +344,32 @@ def _read_models(root) -> dict:
     return models
 
 
+def _add_user_models(models: dict) -> tuple[str, ...]:
+    """The user's profiles (advisor import) on top of the shipped ones; returns the shadowing notices."""
+    from .model_files import user_profile_files
+
+    shipped = set(models)
+    notices = []
+    for path in user_profile_files():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProfileError(f"{path}: cannot read ({exc})") from None
+        for model in parse_model_file(text, str(path), models):
+            if model.id in shipped:
+                notices.append(f"user profile '{model.id}' ({path}) shadows the shipped one")
+            models[model.id] = model
+    return tuple(notices)
+
+
 @lru_cache(maxsize=1)
 def load_registry() -> Registry:
-    """The shipped profiles, loaded once per process."""
+    """The shipped profiles plus the user's, loaded once per process."""
     root = _profiles_root()
     quants = parse_quant_file(root.joinpath("quants.toml").read_text(encoding="utf-8"), "profiles/quants.toml")
-    return Registry(models=_read_models(root), quants=quants)
+    models = _read_models(root)
+    notices = _add_user_models(models)
+    return Registry(models=models, quants=quants, notices=notices)
 
 
 def profiles_path() -> Path:

@@ -148,6 +148,8 @@ def fit_document(machine: Machine, e: Estimate, explain: bool) -> Document:
     if explain:
         data["explain"] = tail = explain_lines(e)
     # the term-by-term block is read before the per-device table
+    if e.devices:
+        out += ["", "Per device, in GiB:"]
     return Document(data=data, records=(scalars(data),), head=tuple(head + [""] + out),
                     table=device_table(e) if e.devices else None, tail=tuple(tail))
 
@@ -159,11 +161,12 @@ def _units(e: Estimate) -> int:
 def device_table(e: Estimate) -> Table:
     rows = []
     for d in e.devices:
-        usable = fmt_gib(d.usable_bytes, 2) if d.usable_bytes is not None else "?"
-        rows.append((d.name, d.layers, fmt_gib(d.weights_bytes, 2), fmt_gib(d.kv_bytes, 2),
-                     fmt_gib(d.compute_bytes, 2), fmt_gib(d.total_bytes, 2), usable, "yes" if d.fits else "NO"))
-    return Table(("device", "layers", "weights", "KV", "compute", "total", "usable", "fits"), tuple(rows),
-                 status_column=7, wrap=(0,))
+        usable = f"{d.usable_bytes / GIB:.2f}" if d.usable_bytes is not None else "?"
+        rows.append((d.name, d.layers, f"{d.weights_bytes / GIB:.2f}", f"{d.kv_bytes / GIB:.2f}",
+                     f"{d.compute_bytes / GIB:.2f}", f"{d.total_bytes / GIB:.2f}", usable, "yes" if d.fits else "NO"))
+    # sizes in GiB, said once above the table: keeps the device names on one line of 80 columns
+    return Table(("device", "layers", "weights", "KV", "compute", "total", "usable", "fits"),
+                 tuple(rows), status_column=7, wrap=(0,))
 
 
 def explain_lines(e: Estimate) -> list[str]:
@@ -194,14 +197,23 @@ def explain_lines(e: Estimate) -> list[str]:
     return lines
 
 
-def models_document(models) -> Document:
+def models_document(models, user_dir: str, user_only: bool = False) -> Document:
     models = list(models)
-    rows = tuple((m.id + (" *" if m.what_if else ""), m.attention_label, m.layers, f"{m.heads}/{m.kv_heads}",
+
+    def mark(m):
+        return " *" if m.what_if else " +" if not m.origin.startswith("profiles/") else ""
+
+    rows = tuple((m.id + mark(m), m.attention_label, m.layers, f"{m.heads}/{m.kv_heads}",
                   fmt_tokens(m.max_context), ("MoE" if m.experts else "dense"), m.name) for m in models)
     data = [m.as_dict() for m in models]
-    return Document(data=data, records=tuple(scalars(d) for d in data),
-                    table=Table(("id", "attention", "layers", "heads/kv", "max ctx", "ffn", "name"), rows, wrap=(6,)),
-                    tail=("* what-if variant (no such checkpoint exists)",))
+    tail = ["* what-if variant (no such checkpoint exists)   + your profile (advisor import)",
+            "Your profiles live in:", f"  {user_dir}"]
+    if user_only and not models:
+        tail.insert(0, "No user profiles yet: advisor import CONFIG_JSON_OR_GGUF --name ID")
+    return Document(data={"user_dir": user_dir, "models": data} if user_only else data,
+                    records=tuple(scalars(d) for d in data),
+                    table=Table(("id", "attention", "layers", "heads/kv", "max ctx", "ffn", "name"), rows, wrap=(6,))
+                    if models else None, tail=tuple(tail))
 
 
 # ------------------------------------------------------------------ validation (bench/validate.py)

@@ -33,6 +33,19 @@ def isolated_config(tmp_path, monkeypatch):
     """No test reads the developer's own config dir (a prices.toml there would change results)."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # user profiles (advisor import)
     for name in list(os.environ):
         if name.startswith("ADVISOR_") or name == "NO_COLOR":
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def user_models(tmp_path, monkeypatch):
+    """An empty user-profile folder, with the registry reloaded before and after the test."""
+    from advisor.profiles import load_registry
+
+    folder = tmp_path / "user-models"
+    monkeypatch.setenv("ADVISOR_USER_MODELS", str(folder))
+    load_registry.cache_clear()
+    yield folder
+    load_registry.cache_clear()

@@ -1,0 +1,201 @@
+"""A GGUF file's header -> a ModelProfile plus its exact weights layout, never reading tensor data.
+
+The `gguf` package (llama.cpp's own reader) parses the metadata and the tensor table; the tensor data is only
+memory-mapped, never touched. Each tensor's stored size gives the weights bytes exactly, grouped as llama.cpp
+places them: token_embd stays in host RAM, blk.N.* go with layer N, the rest (output, output_norm) with the last
+offloaded layer. Split files (name-00001-of-00003.gguf) are read part by part and summed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+from .errors import ProfileError
+from .hf_config import Imported, MAX_FIELD_VALUE
+from .weights import WeightsLayout
+
+SPLIT_NAME = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
+BLOCK_TENSOR = re.compile(r"^blk\.(?P<layer>\d+)\.")
+EXPERT_TENSOR = re.compile(r"_exps\.")  # blk.N.ffn_{gate,up,down}_exps.weight: all experts in one tensor
+TOKEN_EMBD = "token_embd.weight"
+OUTPUT = "output.weight"
+
+
+def split_parts(path: Path) -> list[Path]:
+    """All parts of a split GGUF, whichever part is named; [path] for a single file."""
+    m = SPLIT_NAME.match(path.name)
+    if not m:
+        return [path]
+    count = int(m["count"])
+    if count < 1:
+        raise ProfileError(f"{path}: a split GGUF name needs a part count of at least 1")
+    parts = [path.with_name(f"{m['stem']}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
+    missing = [p.name for p in parts if not p.is_file()]
+    if missing:
+        raise ProfileError(f"{path}: split GGUF is missing {', '.join(missing[:3])}"
+                           + (f" and {len(missing) - 3} more" if len(missing) > 3 else ""))
+    return parts
+
+
+def _reader(path: Path):
+    try:
+        from gguf import GGUFReader
+    except ImportError:  # a dependency, but say what to do if an install lacks it
+        raise ProfileError("reading GGUF files needs the 'gguf' package: pip install gguf") from None
+    try:
+        return GGUFReader(path, "r")
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except Exception as exc:  # the parser meets arbitrary bytes: any failure means "not a GGUF we can read"
+        detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise ProfileError(f"{path}: not a readable GGUF file ({detail})") from None
+
+
+def _value(field):
+    """A metadata value as Python: str, int, float, bool, or a list of those (arrays)."""
+    try:
+        value = field.contents()
+    except Exception:  # malformed field bytes (e.g. invalid UTF-8 in a string)
+        return None
+    return value
+
+
+def read_metadata_and_tensors(path: Path) -> tuple[dict, list[tuple[str, str, int, int]]]:
+    """(metadata of the first part, [(tensor name, type name, elements, bytes)] over every part)."""
+    metadata: dict = {}
+    tensors = []
+    for i, part in enumerate(split_parts(path)):
+        reader = _reader(part)
+        if i == 0:
+            for name, field in reader.fields.items():
+                if name.startswith("tokenizer.ggml.") and name not in ("tokenizer.ggml.model",):
+                    continue  # vocabulary arrays: large and not needed (the embedding has the vocab size)
+                metadata[name] = _value(field)
+        for t in reader.tensors:
+            type_name = getattr(t.tensor_type, "name", str(t.tensor_type))
+            tensors.append((t.name, type_name, int(t.n_elements), int(t.n_bytes)))
+    return metadata, tensors
+
+
+def _scalar(meta: dict, key: str, where: str, required: bool = True, minimum: int = 1):
+    value = meta.get(key)
+    if isinstance(value, list):  # per-layer arrays (head_count_kv of some models): the largest entry
+        value = max((v for v in value if isinstance(v, (int, float)) and not isinstance(v, bool)), default=None)
+    if value is None:
+        if required:
+            raise ProfileError(f"{where}: metadata '{key}' is missing")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ProfileError(f"{where}: metadata '{key}' must be an integer, got {value!r}")
+    value = int(value)
+    if not minimum <= value <= MAX_FIELD_VALUE:
+        raise ProfileError(f"{where}: metadata '{key}' is out of range ({value})")
+    return value
+
+
+def _file_type(meta: dict, tensors) -> str:
+    """The weight type label: general.file_type's name (Q4_K_M), else the type holding most bytes."""
+    ft = meta.get("general.file_type")
+    if isinstance(ft, int) and not isinstance(ft, bool):
+        try:
+            from gguf import LlamaFileType
+
+            return LlamaFileType(ft).name.removeprefix("MOSTLY_").replace("ALL_", "")
+        except (ImportError, ValueError):
+            pass
+    by_bytes = Counter()
+    for _, type_name, _, nbytes in tensors:
+        by_bytes[type_name] += nbytes
+    return (by_bytes.most_common(1)[0][0] if by_bytes else "unknown") + " (file)"
+
+
+def import_gguf(path: Path, model_id: str | None = None) -> Imported:
+    from .hf_config import default_id, load_hf_types
+    from .profiles import model_from_fields
+
+    where = str(path)
+    meta, tensors = read_metadata_and_tensors(path)
+    arch = meta.get("general.architecture")
+    if not isinstance(arch, str) or not arch:
+        raise ProfileError(f"{where}: metadata 'general.architecture' is missing")
+    if not tensors:
+        raise ProfileError(f"{where}: the file lists no tensors")
+    warnings = []
+
+    def num(key, required=True, minimum=1):
+        return _scalar(meta, f"{arch}.{key}", where, required, minimum)
+
+    layers = num("block_count")
+    hidden = num("embedding_length")
+    heads = num("attention.head_count")
+    kv_heads = num("attention.head_count_kv", required=False) or heads
+    if isinstance(meta.get(f"{arch}.attention.head_count_kv"), list):
+        warnings.append("KV heads differ per layer; every layer counted with the most")
+    names = {name: (elements, nbytes) for name, _, elements, nbytes in tensors}
+    if TOKEN_EMBD not in names:
+        raise ProfileError(f"{where}: no '{TOKEN_EMBD}' tensor")
+    vocab = names[TOKEN_EMBD][0] // hidden
+    kind = next((t for t in load_hf_types().values() if t.architecture == arch), None)
+    fields = dict(
+        id=model_id or default_id(path.with_name(SPLIT_NAME.sub(r"\g<stem>.gguf", path.name))),
+        name=str(meta.get("general.name") or path.stem), layers=layers, hidden=hidden, heads=heads,
+        kv_heads=kv_heads, head_dim=num("attention.key_length", required=False) or hidden // heads,
+        vocab=vocab, max_context=num("context_length"), tied_embeddings=OUTPUT not in names,
+        norms_per_layer=kind.norms_per_layer if kind else 2, source=f"imported from {where}",
+    )
+    experts = num("expert_count", required=False, minimum=0) or 0
+    if experts > 1:
+        fields.update(experts=experts, experts_active=num("expert_used_count"),
+                      expert_intermediate=num("expert_feed_forward_length", required=False)
+                      or num("feed_forward_length"),
+                      shared_experts=num("expert_shared_count", required=False, minimum=0) or 0,
+                      dense_layers=num("leading_dense_block_count", required=False, minimum=0) or 0,
+                      intermediate=num("feed_forward_length", required=False) or 1)
+    else:
+        fields["intermediate"] = num("feed_forward_length")
+    if meta.get(f"{arch}.attention.kv_lora_rank"):
+        rope = num("rope.dimension_count")
+        key = num("attention.key_length_mla", required=False) or num("attention.key_length")
+        fields.update(attention="mla", kv_heads=heads, kv_lora_rank=num("attention.kv_lora_rank"),
+                      q_lora_rank=num("attention.q_lora_rank", required=False, minimum=0) or 0,
+                      qk_rope_head_dim=rope, qk_nope_head_dim=max(1, key - rope),
+                      v_head_dim=num("attention.value_length_mla", required=False) or num("attention.value_length"))
+    else:
+        window = num("attention.sliding_window", required=False, minimum=0) or 0
+        if window and kind and kind.sliding_window_pattern:
+            fields.update(sliding_window=window, global_every=kind.sliding_window_pattern)
+        elif window:
+            warnings.append(f"sliding window {window} with no known layer pattern for '{arch}': counted as "
+                            "full-context layers (an upper bound)")
+    if kind is None:
+        warnings.append(f"architecture '{arch}' is not one advisor knows; read as a generic decoder")
+    profile = model_from_fields(fields, arch, where)
+    return Imported(profile, tuple(warnings), weights=_layout(tensors, profile, where), quant=_file_type(meta, tensors))
+
+
+def _layout(tensors, profile, where: str) -> WeightsLayout:
+    """Exact bytes per place, from the tensor table."""
+    layer_bytes = [0] * profile.layers
+    embd = tail = params = active = 0
+    share = profile.experts_active / profile.experts if profile.experts else 1.0
+    for name, _, elements, nbytes in tensors:
+        params += elements
+        m = BLOCK_TENSOR.match(name)
+        if name == TOKEN_EMBD:
+            embd += nbytes
+            continue
+        if m:
+            layer = int(m["layer"])
+            if layer >= profile.layers:
+                raise ProfileError(f"{where}: tensor '{name}' is beyond block_count ({profile.layers})")
+            layer_bytes[layer] += nbytes
+        else:
+            tail += nbytes
+        active += int(nbytes * share) if EXPERT_TENSOR.search(name) else nbytes
+    if profile.tied_embeddings:  # llama.cpp loads token_embd a second time as the output layer
+        tail += embd
+        active += embd
+    return WeightsLayout(token_embd_bytes=embd, output_bytes=tail, layer_bytes=tuple(layer_bytes), params=params,
+                         active_bytes=active)
