@@ -21,6 +21,7 @@ SAFETENSORS_INDEX = "model.safetensors.index.json"
 # total_size into a parameter count.
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float8_e4m3fn": 1}
 PARAMS_AGREEMENT = 0.02  # computed vs checkpoint parameter count: warn beyond 2% (norms/biases we skip are <0.1%)
+KNOWN_LAYER_TYPES = ("full_attention", "sliding_attention")  # transformers' layer_types values for attention
 MAX_FIELD_VALUE = 1 << 40  # larger sizes are corrupt, not a model (2^40 elements in one dimension)
 
 
@@ -146,6 +147,10 @@ def _sliding(f: _Fields, kind: HFType, layers: int, warnings: list) -> tuple[int
     if isinstance(layer_types, list) and layer_types:
         if len(layer_types) != layers or not all(isinstance(t, str) for t in layer_types):
             _fail(f.where, "layer_types", f"must list one attention type per layer ({layers})")
+        unknown = sorted({t for t in layer_types if t not in KNOWN_LAYER_TYPES})
+        if unknown:
+            warnings.append(f"layer_types {', '.join(unknown)} not modelled: counted as full attention (an upper "
+                            "bound for linear or recurrent layers)")
         global_at = [i for i, t in enumerate(layer_types) if "sliding" not in t]
         if len(global_at) == layers or not window:
             return 0, 0

@@ -100,6 +100,13 @@ def test_rope_scaling_stretches_the_original_context():
     assert llama31.max_context == 131072
 
 
+def test_layer_types_it_cannot_model_are_said():
+    cfg = json.loads((CONFIGS / "gpt-oss-20b.json").read_text())
+    cfg["layer_types"] = ["linear_attention", "full_attention"] * 12
+    warnings = profile_from_config(cfg, "cfg", "hybrid").warnings
+    assert any("linear_attention not modelled" in w for w in warnings)
+
+
 def test_unknown_model_type_is_a_generic_decoder_with_a_warning():
     cfg = json.loads((CONFIGS / "meta-llama-3-8b.json").read_text())
     cfg["model_type"] = "brand_new_arch"
