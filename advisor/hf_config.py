@@ -143,6 +143,8 @@ def _max_context(f: _Fields) -> int:
 def _sliding(f: _Fields, kind: HFType, layers: int, warnings: list) -> tuple[int, int]:
     """(sliding_window, global_every) from layer_types, a pattern or the type's known pattern."""
     window = f.cfg.get("sliding_window", kind.defaults.get("sliding_window"))
+    if window is not None:  # validated once here: every branch below compares it with numbers
+        window = f.int("sliding_window", fallback=window, minimum=0)
     layer_types = f.cfg.get("layer_types")
     if isinstance(layer_types, list) and layer_types:
         if len(layer_types) != layers or not all(isinstance(t, str) for t in layer_types):
