@@ -45,6 +45,7 @@ class Breakeven:
             "kv_type": est.kv_type,
             "context": est.context,
             "placement": est.placement,
+            "kv_bytes": est.kv_bytes,
             "concurrency": self.speed.concurrency,
             "currency": self.currency,
             "fx": self.fx,

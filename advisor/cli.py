@@ -426,7 +426,7 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
     from .breakeven import breakeven as compute, default_hardware_price, default_model
     from .catalog import load_catalog
     from .cost import Usage
-    from .memory import EngineSettings, KVChoice, estimate
+    from .memory import EngineSettings, KVChoice, engine_context, estimate
     from .power import fixed_power, load_power_model, system_power
     from .prices import load_prices
     from .profiles import load_registry
@@ -445,7 +445,8 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
     registry.quants.recipe(quant)
 
     def run(model_id):
-        return estimate(registry.model(model_id), quant, kv, settings, context * concurrency, machine, registry.quants)
+        return estimate(registry.model(model_id), quant, kv, settings, engine_context(context, settings), machine,
+                        registry.quants)
 
     notes = list(price_notes)
     if model is None:

@@ -250,6 +250,17 @@ def context_step(engine: EngineSettings) -> int:
     return pad_cells(1, engine)
 
 
+def engine_context(per_sequence: int, engine: EngineSettings) -> int:
+    """The context to give `estimate` so that each of `engine.parallel` sequences holds `per_sequence` tokens:
+    llama.cpp's -c is shared by its slots; Ollama's num_ctx and vLLM's max_model_len are per sequence."""
+    return per_sequence * engine.parallel if engine.name == "llama.cpp" else per_sequence
+
+
+def per_sequence_context(context: int, engine: EngineSettings) -> int:
+    """The inverse of `engine_context`: tokens one sequence gets from a context given to `estimate`."""
+    return context // engine.parallel if engine.name == "llama.cpp" else context
+
+
 def kv_cells(context: int, engine: EngineSettings) -> int:
     """KV cells the engine allocates for a requested context."""
     if engine.name == "llama.cpp":
@@ -619,6 +630,13 @@ def estimate(
         max_sequences=max_seqs,
         notes=tuple(notes),
     )
+
+
+def fits_on_gpus(model: ModelProfile, quant: str, kv: KVChoice, engine: EngineSettings, context: int,
+                 machine: Machine, quants: QuantTable, weights: WeightsLayout | None = None) -> bool:
+    """Whether `context` runs entirely on the machine's GPU(s): the yes/no of `estimate`'s placement == "gpu",
+    without the partial-offload search and the max-context solve (for searches over many machines)."""
+    return _fits_on_gpus(_parts(model, quant, kv, engine, quants, weights), context, machine)
 
 
 def kv_bytes_per_token(model: ModelProfile, kv: KVChoice, engine: EngineSettings, quants: QuantTable) -> int:

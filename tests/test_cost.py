@@ -126,6 +126,17 @@ def test_concurrency_raises_throughput_and_lowers_cost_per_token():
     assert eight["watts_decode"] >= one["watts_decode"]
 
 
+@pytest.mark.parametrize("engine", ["llama.cpp", "ollama", "vllm"])
+def test_concurrency_gives_each_sequence_the_context_once(engine):
+    """--concurrency 8 --context 4096 holds 8 x 4096 tokens of cache on every engine (llama.cpp's -c is shared by
+    its slots, Ollama's num_ctx and vLLM's max_model_len are per sequence): not 8 x 8 x 4096."""
+    base = ["breakeven", "--kwh-price", "0.3", "--gpu", "H100 SXM", "--model", "llama-3-8b", "--engine", engine,
+            "--context", "4096", "--api", "gpt-4o", "--json"]
+    one = json.loads(run(*base).output)
+    eight = json.loads(run(*base, "--concurrency", "8").output)
+    assert eight["kv_bytes"] == pytest.approx(8 * one["kv_bytes"], rel=0.01)
+
+
 @pytest.mark.parametrize("args, message", [
     ((), "--kwh-price"),
     (("--kwh-price", "0.3", "--region", "DE"), "not both"),
