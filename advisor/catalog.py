@@ -38,6 +38,12 @@ class HardwareSpec:
     spec_source: str
     nvml_name: str = ""
     aliases: tuple[str, ...] = ()
+    # unified-memory systems and CPU-only boxes are bought with one of several memory sizes (GB); the
+    # launch price is for `price_memory_gib` (None: the catalog does not know which configuration it is for)
+    memory_options_gib: tuple[float, ...] = ()
+    price_memory_gib: float | None = None
+    price_source: str = ""
+    notes: str = ""
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -56,6 +62,15 @@ def _numeric(where, key, value):
     if value < 0:
         raise ProfileError(f"{where}: field '{key}' must not be negative, got {value}")
     return float(value)
+
+
+def _options(where, value) -> tuple[float, ...]:
+    if not isinstance(value, list):
+        raise ProfileError(f"{where}: field 'memory_options_gib' must be a list of numbers, got {value!r}")
+    out = tuple(_numeric(where, "memory_options_gib", v) for v in value)
+    if any(v is None or v <= 0 for v in out):
+        raise ProfileError(f"{where}: field 'memory_options_gib' must hold positive numbers")
+    return out
 
 
 def parse_catalog(text: str, where: str) -> list[HardwareSpec]:
@@ -80,6 +95,9 @@ def parse_catalog(text: str, where: str) -> list[HardwareSpec]:
                 launch_price_usd=_numeric(at, "launch_price_usd", row.get("launch_price_usd")),
                 status=row["status"], spec_source=row["spec_source"],
                 nvml_name=row.get("nvml_name", ""), aliases=tuple(row.get("aliases", ())),
+                memory_options_gib=_options(at, row.get("memory_options_gib", [])),
+                price_memory_gib=_numeric(at, "price_memory_gib", row.get("price_memory_gib")),
+                price_source=row.get("price_source", ""), notes=row.get("notes", ""),
             )
         )
     return out
@@ -99,15 +117,20 @@ def _forms(spec: HardwareSpec) -> list[list[str]]:
     return [_words(n) for n in names if n]
 
 
-def _extra_words(query: list[str], form: list[str]) -> int | None:
-    """Words of `form` the query did not name, or None when a query word matches nothing."""
+def _extra_words(query: list[str], form: list[str]) -> tuple[int, int] | None:
+    """(words of `form` the query did not name, query words that matched only as a prefix), or None when a
+    query word matches nothing. The second breaks ties: "7900 XT" is the XT, not the XTX."""
     left = list(form)
+    prefixed = 0
     for q in query:
-        hit = next((w for w in left if w == q), None) or next((w for w in left if w.startswith(q)), None)
+        hit = next((w for w in left if w == q), None)
+        if hit is None:
+            hit = next((w for w in left if w.startswith(q)), None)
+            prefixed += 1
         if hit is None:
             return None
         left.remove(hit)
-    return sum(1 for w in left if w not in GENERIC_WORDS)
+    return sum(1 for w in left if w not in GENERIC_WORDS), prefixed
 
 
 def find_hardware(name: str, catalog: tuple[HardwareSpec, ...] | None = None) -> HardwareSpec:
