@@ -489,6 +489,131 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
     _emit(breakeven_document(result, today, plot=plot, explain=explain), fmt, quiet)
 
 
+DEFAULT_MIN_TOKENS_PER_S = 10.0  # an assumption: faster than most people read, so a reply streams without waiting
+DEFAULT_MAX_GPUS = 4  # the most GPUs a desktop or workstation board commonly takes
+DEFAULT_PLAN_RAM_GIB = 64.0  # system RAM assumed in a GPU box (it holds llama.cpp's input embeddings)
+DEFAULT_PLAN_REGION = "US"  # electricity when none is given and the currency is USD: the US average preset
+
+
+@main.command()
+@click.option("--model", required=True, metavar="ID|FILE", help="Model profile id, or a config.json / GGUF file.")
+@click.option("--context", type=int, callback=_positive_context, default=DEFAULT_BREAKEVEN_CONTEXT, show_default=True,
+              metavar="TOKENS", help="Context each sequence must hold (entirely in GPU / unified memory).")
+@click.option("--min-tokens-per-s", type=click.FloatRange(min=0), default=DEFAULT_MIN_TOKENS_PER_S, show_default=True,
+              metavar="N", help="Decode speed each sequence must reach with a full cache.")
+@click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=1, show_default=True, metavar="N",
+              help="Sequences served at once (each with --context tokens).")
+@click.option("--engine", type=click.Choice(["llama.cpp", "ollama", "vllm"]), default="llama.cpp", show_default=True)
+@click.option("--max-gpus", type=click.IntRange(min=1, max=16), default=DEFAULT_MAX_GPUS, show_default=True,
+              metavar="N", help="Most GPUs of one kind in a box (Apple and CPU-only: always one).")
+@click.option("--budget", type=click.FloatRange(min=0), metavar="PRICE",
+              help="Most you would pay for the hardware, in --currency (renting: rent over --years).")
+@click.option("--ram", type=click.FloatRange(min=1), default=DEFAULT_PLAN_RAM_GIB, show_default=True, metavar="GIB",
+              help="System RAM assumed beside the GPUs.")
+@click.option("--kwh-price", type=click.FloatRange(min=0), metavar="PRICE", envvar="ADVISOR_KWH_PRICE", show_envvar=True,
+              help=f"Electricity price per kWh, in --currency (default with USD: the {DEFAULT_PLAN_REGION} preset).")
+@click.option("--region", metavar="CODE", envvar="ADVISOR_REGION", show_envvar=True,
+              help="Electricity price preset instead of --kwh-price: US, US-NY, DE, CN-BJ, ...")
+@click.option("--currency", default="USD", show_default=True, metavar="CODE", envvar="ADVISOR_CURRENCY",
+              show_envvar=True, help="Currency of every money field.")
+@click.option("--fx", type=click.FloatRange(min=0, min_open=True), metavar="RATE", envvar="ADVISOR_FX", show_envvar=True,
+              help="Units of --currency per USD (catalog, rental and API prices are in USD).")
+@click.option("--tokens-per-day", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TOKENS_PER_DAY,
+              show_default=True, metavar="N", help="Tokens (input + output) you would generate per day.")
+@click.option("--input-share", type=click.FloatRange(min=0, max=1), default=DEFAULT_INPUT_SHARE, show_default=True,
+              metavar="SHARE", help="Share of those tokens that are input (prompt), 0..1.")
+@click.option("--years", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_YEARS, show_default=True,
+              help="Years the hardware is used: the span of the total cost of ownership.")
+@click.option("--sort", type=click.Choice(["tco", "price", "speed", "context", "watts"]), default="tco",
+              show_default=True, help="Order of the table.")
+@click.option("--all", "show_all", is_flag=True, help="Every option evaluated, dominated and failing ones too.")
+@click.option("--prices", "prices_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Your price file (TOML): API and rental prices overriding or adding entries.")
+@click.option("--plot", is_flag=True, help="Plot price against decode tokens/s (text).")
+@output_options
+def plan(model, context, min_tokens_per_s, concurrency, engine, max_gpus, budget, ram, kwh_price, region, currency, fx,
+         tokens_per_day, input_share, years, sort, show_all, prices_file, plot, fmt, as_json, quiet):
+    """Before buying: which hardware runs a model at a context and speed, and what it costs to own.
+
+    Searches the whole catalog (GPUs in counts 1..--max-gpus, Apple and unified-memory systems in each memory
+    size, CPU-only boxes) and the rental table, picks the highest-precision weights and KV cache that meet the
+    targets on each, and ranks them by total cost of ownership.
+
+    \b
+    Examples:
+      advisor plan --model llama-3-70b --context 32768 --min-tokens-per-s 15
+      advisor plan --model deepseek-v2-lite --context 65536 --budget 3000 --kwh-price 0.38 --tokens-per-day 1000000
+      advisor plan --model llama-3-8b --concurrency 8 --engine vllm --max-gpus 2 --json
+    """
+    import datetime as dt
+    import time
+
+    from . import plan as planner
+    from .catalog import find_hardware, load_catalog
+    from .model_files import load_model
+    from .power import load_power_model
+    from .prices import load_prices
+    from .profiles import load_registry
+    from .report_plan import plan_document
+
+    fmt = _format(fmt, as_json)
+    ctx = click.get_current_context()
+    code, rate = _currency(currency, fx, ctx)
+    tables = load_prices(prices_file)
+    kwh_price, region = _electricity_source(ctx, kwh_price, region)
+    notes = []
+    if kwh_price is None and not region:
+        if code != "USD":
+            raise _usage(f"with --currency {code} give the electricity price: --kwh-price PRICE or --region CODE")
+        region = DEFAULT_PLAN_REGION
+        notes.append("no --kwh-price or --region: electricity at the US average preset")
+    price, price_notes = _kwh_price(kwh_price, region, tables, code, rate)
+    notes += price_notes
+    started = time.perf_counter()
+    src = load_model(model)
+    registry = load_registry()
+    targets = planner.Targets(src.profile.id, context, min_tokens_per_s, concurrency, engine, max_gpus, ram, budget)
+    econ = planner.Economics(price, code, rate, tokens_per_day, input_share, years)
+    if src.weights is not None and engine == "vllm":
+        raise _usage("a GGUF file runs on llama.cpp or Ollama, not vLLM")
+    subject = planner.Model(src.profile, src.weights, src.quant if src.weights is not None else "")
+    buy, buy_notes = planner.purchase_options(load_catalog(), targets, rate)
+    rent, rent_notes = planner.rental_options(tables.rentals, find_hardware, targets, rate)
+    tier = src.profile.tier
+    apis = tables.tier_defaults(tier, dt.date.today()) if tier else []
+    if not tier:
+        notes.append(f"{src.profile.id} has no quality tier: no API break-even")
+    result = planner.search(buy + rent, subject, targets, econ, registry.quants, load_power_model(), apis,
+                            notes + buy_notes + rent_notes)
+    seconds = time.perf_counter() - started
+    _emit(plan_document(result, sort, show_all, seconds, plot=plot), fmt, quiet, _import_warnings([model]))
+
+
+@main.command()
+@click.option("--kind", type=click.Choice(["gpu", "apple", "unified", "cpu"]), help="Only this kind of hardware.")
+@click.option("--vendor", metavar="NAME", help="Only this vendor (NVIDIA, AMD, Apple, ...).")
+@output_options
+def gpus(kind, vendor, fmt, as_json, quiet):
+    """The hardware catalog: memory, bandwidth, FP16 FLOPS, TDP, launch price and the source of each row.
+
+    \b
+    Examples:
+      advisor gpus
+      advisor gpus --kind apple
+      advisor gpus --vendor AMD --json
+    """
+    from .catalog import load_catalog
+    from .report_plan import gpus_document
+
+    fmt = _format(fmt, as_json)
+    specs = tuple(s for s in load_catalog() if (kind is None or s.kind == kind)
+                  and (vendor is None or s.vendor.lower() == vendor.strip().lower()))
+    if not specs:
+        raise _usage(f"no catalog entry matches{' --kind ' + kind if kind else ''}"
+                     f"{' --vendor ' + vendor if vendor else ''}")
+    _emit(gpus_document(specs), fmt, quiet)
+
+
 @main.command()
 @click.option("--electricity", "show", flag_value="electricity", help="Electricity presets for --region.")
 @click.option("--rental", "show", flag_value="rental", help="Cloud GPU rental prices per hour.")

@@ -12,6 +12,7 @@ Pure functions; no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .profiles import ElementType, ModelProfile
 
@@ -64,6 +65,8 @@ def bits_type(bits: int) -> ElementType:
     return ElementType(name=f"{bits}-bit", block_elements=8, block_bytes=bits, kv=True)
 
 
+# pure and its inputs are frozen: `advisor plan` asks for the same few layouts once per machine in the catalog
+@lru_cache(maxsize=256)
 def kv_layout(
     model: ModelProfile,
     k_type: ElementType,

@@ -552,9 +552,11 @@ def estimate(
     machine: Machine,
     quants: QuantTable,
     weights: WeightsLayout | None = None,
+    solve_max_context: bool = True,
 ) -> Estimate:
     """Memory needed for `model` at `context` (the model's maximum when None) on `machine`. `weights` fixes the
-    weights as a file has them (GGUF); `quant` is then only the file's label."""
+    weights as a file has them (GGUF); `quant` is then only the file's label. `solve_max_context=False` leaves
+    `max_context` None (a search over many machines solves it only for the combination it keeps)."""
     p = _parts(model, quant, kv, engine, quants, weights)
     eng = p.engine
     if context is None:
@@ -620,7 +622,7 @@ def estimate(
         headroom_bytes=eng.headroom_bytes if eng.name != "vllm" else 0,
         placement=placement,
         gpu_layers=gpu_layers,
-        max_context=max_context(p, machine),
+        max_context=max_context(p, machine) if solve_max_context else None,
         model_max_context=limit,
         devices=tuple(uses),
         params=p.weights.params,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MARKERS = "L123456789abcdefghij"
+POINT_MARKERS = "123456789abcdefghijklmnopqrstuvwxyz"
 
 
 @dataclass(frozen=True)
@@ -41,4 +42,37 @@ def line_plot(lines: list[Line], x_max: float, width: int = 60, height: int = 16
     out.append(" " * 11 + f"0{x_label:^{width - 12}}{x_max:>10.3g}")
     legend = "   ".join(f"{MARKERS[i % len(MARKERS)]} = {line.label}" for i, line in enumerate(lines))
     out.append(" " * 11 + legend + ("   | = your volume" if mark_x is not None else ""))
+    return out
+
+
+@dataclass(frozen=True)
+class Point:
+    label: str
+    x: float
+    y: float
+
+
+def scatter_plot(points: list[Point], width: int = 60, height: int = 14, x_label: str = "",
+                 y_label: str = "") -> list[str]:
+    """Each point as its own marker (1, 2, ... then letters) on a grid from 0 to the largest x and y; a legend
+    names them. Points landing on the same cell keep the first marker."""
+    if not points:
+        return []
+    x_max = max(p.x for p in points) or 1.0
+    y_max = max(p.y for p in points) or 1.0
+    grid = [[" "] * width for _ in range(height)]
+    marks = POINT_MARKERS
+    for i, p in enumerate(points[:len(marks)]):
+        col = min(width - 1, round(p.x / x_max * (width - 1)))
+        row = height - 1 - min(height - 1, round(p.y / y_max * (height - 1)))
+        if grid[row][col] == " ":
+            grid[row][col] = marks[i]
+    out = [y_label]
+    for r, row in enumerate(grid):
+        y = y_max * (height - 1 - r) / (height - 1)
+        tick = f"{y:>9.3g} |" if r in (0, height // 2, height - 1) else " " * 9 + " |"
+        out.append(tick + "".join(row))
+    out.append(" " * 10 + "+" + "-" * width)
+    out.append(" " * 11 + f"0{x_label:^{width - 12}}{x_max:>10,.0f}")
+    out += [" " * 11 + f"{marks[i]} = {p.label}" for i, p in enumerate(points[:len(marks)])]
     return out

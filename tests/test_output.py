@@ -25,6 +25,8 @@ COMMANDS = [
     ("prices-electricity", ["prices", "--electricity"]),
     ("prices-rental", ["prices", "--rental"]),
     ("config", ["config"]),
+    ("plan", ["plan", "--model", "llama-3-8b", "--context", "8192", "--kwh-price", "0.3"]),
+    ("gpus", ["gpus"]),
 ]
 
 
@@ -44,7 +46,8 @@ def test_every_command_speaks_every_format(name, args):
     table_lines = [line for line in md.splitlines() if line.startswith("|")]
     assert len(table_lines) >= 3 and set(table_lines[1]) <= set("|-: ")
     quiet = run(*args, "--quiet").output
-    assert quiet.splitlines()[0].split()[0] in ("model", "device", "id", "", "API", "--region", "provider", "key") \
+    assert quiet.splitlines()[0].split()[0] in ("model", "device", "id", "", "API", "--region", "provider", "key",
+                                                "hardware") \
         or quiet.startswith(" ")
     assert len(quiet) < len(table.output)
 
@@ -54,6 +57,10 @@ def test_every_command_speaks_every_format(name, args):
     ("breakeven-plot", ["breakeven", "--gpu", "2x RTX 3090", "--kwh-price", "0.3", "--plot", "--explain",
                         "--api", "claude-3.5-sonnet-20240620", "--api", "gpt-3.5-turbo-instruct@2024-05-17"]),
     ("check-mac", ["check", "--gpu", "M2 Ultra", "--context", "32768"]),
+    ("plan-plot", ["plan", "--model", "llama-3-70b", "--context", "32768", "--min-tokens-per-s", "15", "--plot"]),
+    ("plan-nothing", ["plan", "--model", "llama-3.1-405b", "--context", "131072", "--min-tokens-per-s", "40",
+                      "--max-gpus", "2"]),
+    ("plan-all", ["plan", "--model", "qwen2.5-7b", "--all", "--sort", "speed"]),
 ], ids=lambda x: x if isinstance(x, str) else None)
 def test_default_output_fits_80_columns(name, args):
     r = run(*args)
