@@ -76,9 +76,13 @@ class LocalRun:
         return self.watts_idle * HOURS_PER_MONTH / 1000 * self.kwh_price
 
     def busy_hours(self, tokens_per_month: float, input_share: float) -> float:
-        seconds = (tokens_per_month * input_share / self.prefill_tokens_per_s
-                   + tokens_per_month * (1 - input_share) / self.decode_tokens_per_s)
-        return seconds / SECONDS_PER_HOUR
+        return busy_hours(tokens_per_month, input_share, self.prefill_tokens_per_s, self.decode_tokens_per_s)
+
+
+def busy_hours(tokens: float, input_share: float, prefill_tokens_per_s: float, decode_tokens_per_s: float) -> float:
+    """Hours of generating for `tokens`: input at prefill speed, output at decode speed."""
+    seconds = tokens * input_share / prefill_tokens_per_s + tokens * (1 - input_share) / decode_tokens_per_s
+    return seconds / SECONDS_PER_HOUR
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, replace
 
 from .catalog import HardwareSpec
-from .cost import DAYS_PER_MONTH, MONTHS_PER_YEAR, TOKENS_PER_UNIT, LocalRun, Usage, compare
+from .cost import DAYS_PER_MONTH, MONTHS_PER_YEAR, TOKENS_PER_UNIT, LocalRun, Usage, busy_hours, compare
 from .errors import UsageError
 from .hardware import simulated_machine
 from .machine import Machine
@@ -341,23 +341,23 @@ def _priced(option: Option, meets: bool, why: str, est: Estimate, max_context: i
                 max_context=max_context, decode_tokens_per_s=decode, prefill_tokens_per_s=prefill,
                 weights_bytes=est.weights_bytes, bits_per_weight=est.bits_per_weight, kv_bytes=est.kv_bytes,
                 watts=power.decode_watts)
-    if power.decode_watts is None:
-        notes += power.notes
-        return Candidate(option, meets, why, notes=tuple(notes), **base)
     prefill_watts = power.prefill_watts
     if prefill is None:  # input tokens can never cost more energy than decoding them one by one
         prefill, prefill_watts = decode, power.decode_watts
-    local = LocalRun(kwh_price=econ.kwh_price, watts_decode=power.decode_watts, watts_prefill=prefill_watts,
-                     watts_idle=power.idle_watts or 0.0, decode_tokens_per_s=decode, prefill_tokens_per_s=prefill)
-    usage = Usage(econ.tokens_per_day, econ.input_share, option.price, econ.years)
-    busy = local.busy_hours(econ.tokens_per_day, econ.input_share)
+    busy = busy_hours(econ.tokens_per_day, econ.input_share, prefill, decode)
     if busy > 24:
         notes.append(f"{econ.tokens_per_day:,.0f} tokens/day needs {busy:.0f} h a day on one machine")
-    energy = usage.tokens_per_month / TOKENS_PER_UNIT * local.marginal_per_1m(econ.input_share)
-    if option.rental is not None:
+    if option.rental is not None:  # the rent pays for the power
         rent = busy * DAYS_PER_MONTH * option.rent_per_hour
         return Candidate(option, meets, why, monthly_rent=rent, busy_hours_per_day=busy, tco=rent * econ.months,
                          notes=tuple(notes), **base)
+    if power.decode_watts is None:
+        notes += power.notes
+        return Candidate(option, meets, why, busy_hours_per_day=busy, notes=tuple(notes), **base)
+    local = LocalRun(kwh_price=econ.kwh_price, watts_decode=power.decode_watts, watts_prefill=prefill_watts,
+                     watts_idle=power.idle_watts or 0.0, decode_tokens_per_s=decode, prefill_tokens_per_s=prefill)
+    usage = Usage(econ.tokens_per_day, econ.input_share, option.price, econ.years)
+    energy = usage.tokens_per_month / TOKENS_PER_UNIT * local.marginal_per_1m(econ.input_share)
     tco = None if option.price is None else option.price + energy * econ.months
     api = payback = even = None
     comparisons = [(a, compare(local, usage, a.name, a.input_usd_per_1m * econ.fx,

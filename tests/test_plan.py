@@ -268,3 +268,11 @@ def test_gpus_lists_the_catalog_with_sources():
     assert apple and all(d["kind"] == "apple" and d["memory_options_gib"] for d in apple)
     bad = run("gpus", "--vendor", "Voodoo")
     assert bad.exit_code != 0 and "no catalog entry" in bad.output
+
+
+def test_a_rented_gpu_without_a_power_figure_still_has_its_rent():
+    plan = search("llama-3-8b", 8192, 10, ids=("gh200-96gb",))
+    bought = next(c for c in plan.candidates if c.option.kind == "buy" and c.meets_targets)
+    rented = next(c for c in plan.candidates if c.option.kind == "rent" and c.meets_targets)
+    assert bought.watts is None and bought.monthly_energy_cost is None  # no TDP in the catalog: unknown, not 0
+    assert rented.monthly_rent > 0 and rented.tco == pytest.approx(rented.monthly_rent * 36)
