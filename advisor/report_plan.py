@@ -121,6 +121,9 @@ def plan_document(plan: Plan, sort: str, show_all: bool, seconds: float, plot: b
                 "unified-memory system; `advisor gpus` lists them with sources.")
     if pick is not None:
         tail.append(f"Why {pick.quant} + {pick.kv_type} KV on {pick.option.label}: {pick.why}.")
+    if any(c.option.spec.vendor == "AMD" for c in listed):
+        tail.append("AMD rows: decode speed from the fit to CUDA measurements; no ROCm or Vulkan measurements here "
+                    "to check it against.")
     tail += [f"note: {n}" for n in plan.notes]
     records = tuple(scalars(_record(c)) for c in (shown if show_all else listed))
     extra = ("\n".join(plot_lines(listed, cur)),) if plot else ()

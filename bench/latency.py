@@ -3,7 +3,8 @@
 
 Times each command as a whole process (median of N runs) next to `python -c "import click"` measured in the
 same run, and prints the ratios against the targets: `advisor --help` within 1.5x, `advisor check --json`
-(simulated machine, every shipped model) within 3x. `advisor plan` is timed once it exists.
+(simulated machine, every shipped model) within 3x. `advisor plan` (the whole catalog and rental table) is timed
+against its own target: under a second, start-up included.
 """
 
 import argparse
@@ -13,7 +14,8 @@ import subprocess
 import sys
 import time
 
-TARGETS = {"--help": 1.5, "check --json": 3.0}
+TARGETS = {"--help": 1.5, "check --json": 3.0}  # x the time of `import click`
+SECONDS_TARGETS = {"plan --json": 1.0}  # absolute: the planner's full search, from issue 5
 
 
 def _command(args):
@@ -41,7 +43,8 @@ def main(argv=None) -> int:
         ("--help", _command(["--help"])),
         ("check --json", _command(["check", "--gpu", "RTX 4090", "--ram", "64", "--json"])),
         ("breakeven --json", _command(["breakeven", "--gpu", "RTX 4090", "--kwh-price", "0.3", "--json"])),
-        ("plan --json", _command(["plan", "--model", "llama-3-70b", "--context", "32768", "--json"])),
+        ("plan --json", _command(["plan", "--model", "llama-3-70b", "--context", "32768", "--min-tokens-per-s", "15",
+                                  "--json"])),
     ]
     base = None
     failed = False
@@ -53,9 +56,11 @@ def main(argv=None) -> int:
             continue
         base = base or seconds
         ratio = seconds / base
-        target = TARGETS.get(name)
+        target, limit = TARGETS.get(name), SECONDS_TARGETS.get(name)
         verdict = "" if target is None else (f"<= {target}x " + ("ok" if ratio <= target else "MISSED"))
-        failed |= target is not None and ratio > target
+        if limit is not None:
+            verdict = f"<= {limit:g} s " + ("ok" if seconds <= limit else "MISSED")
+        failed |= (target is not None and ratio > target) or (limit is not None and seconds > limit)
         print(f"{name:<18} {seconds * 1000:>10.0f} {ratio:>8.2f}  {verdict}")
     return 1 if failed else 0
 

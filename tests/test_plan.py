@@ -276,3 +276,29 @@ def test_a_rented_gpu_without_a_power_figure_still_has_its_rent():
     rented = next(c for c in plan.candidates if c.option.kind == "rent" and c.meets_targets)
     assert bought.watts is None and bought.monthly_energy_cost is None  # no TDP in the catalog: unknown, not 0
     assert rented.monthly_rent > 0 and rented.tco == pytest.approx(rented.monthly_rent * 36)
+
+
+def test_readme_answers_the_blog_posts_question_with_the_tools_own_numbers():
+    """The README table of weights and cache for Llama-3-70B and its MLA / YOCO what-ifs is what fit computes."""
+    from pathlib import Path
+
+    from advisor.hardware import simulated_machine
+    from advisor.units import GIB
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    registry = load_registry()
+    machine = simulated_machine(("RTX 4080",), ram_gib=64)
+
+    def fit(model, quant, kv, context):
+        return estimate(registry.model(model), quant, KVChoice(kv, kv), EngineSettings(), context, machine,
+                        registry.quants)
+
+    for model in ("llama-3-70b", "llama-3-70b-mla", "llama-3-70b-yoco"):
+        cells = [f"{fit(model, 'Q4_K_M', 'f16', 4096).weights_bytes / GIB:.1f}",
+                 f"{fit(model, 'Q2_K', 'f16', 4096).weights_bytes / GIB:.1f}"]
+        cells += [f"{fit(model, 'Q4_K_M', 'f16', c).kv_bytes / GIB:.2f}" for c in (4096, 32768, 131072)]
+        cells.append(f"{fit(model, 'Q4_K_M', 'q4_0', 131072).kv_bytes / GIB:.2f}")
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{model}` ") and "GiB" not in line
+                   and "RTX" not in line)
+        assert [c.strip() for c in row.split("|")[2:-1]] == cells, (row, cells)
+    assert min(fit(m, "Q2_K", "f16", 4096).weights_bytes for m in ("llama-3-70b", "llama-3-70b-yoco")) > 20 * GIB
