@@ -118,8 +118,9 @@ def _forms(spec: HardwareSpec) -> list[list[str]]:
 
 
 def _extra_words(query: list[str], form: list[str]) -> tuple[int, int] | None:
-    """(words of `form` the query did not name, query words that matched only as a prefix), or None when a
-    query word matches nothing. The second breaks ties: "7900 XT" is the XT, not the XTX."""
+    """(query words that matched only as a prefix, words of `form` the query did not name), or None when a query
+    word matches nothing. Whole words count first: "A100" is an A100 (ambiguous among them), not the RTX A1000,
+    and "7900 XT" is the XT, not the XTX; then the fewest extra words: "4090" is the 4090, not the 4090 D."""
     left = list(form)
     prefixed = 0
     for q in query:
@@ -130,7 +131,7 @@ def _extra_words(query: list[str], form: list[str]) -> tuple[int, int] | None:
         if hit is None:
             return None
         left.remove(hit)
-    return sum(1 for w in left if w not in GENERIC_WORDS), prefixed
+    return prefixed, sum(1 for w in left if w not in GENERIC_WORDS)
 
 
 def find_hardware(name: str, catalog: tuple[HardwareSpec, ...] | None = None) -> HardwareSpec:

@@ -13,9 +13,16 @@ from advisor.errors import UsageError
     ("4070 Ti Super", "rtx4070tisuper"), ("3080", "rtx3080-10gb"), ("3080 12GB", "rtx3080-12gb"), ("M1", "m1"),
     ("M1 Pro", "m1-pro"), ("M1 Max", "m1-max"), ("4090 D", "rtx4090d"), ("L40", "l40"), ("L40S", "l40s"),
     ("MI250", "mi250"), ("MI250X", "mi250x"), ("RTX 4000 Ada", "rtx4000ada"), ("A4000", "rtx-a4000"),
+    ("A1000", "rtx-a1000"), ("A10", "a10"), ("L4", "l4"), ("M4", "m4"),
 ])
 def test_short_names_people_type(typed, expected):
     assert find_hardware(typed).id == expected
+
+
+def test_a_whole_word_beats_a_longer_name_it_starts():
+    with pytest.raises(UsageError) as err:  # an A100, which one; never the RTX A1000 that "A100" also starts
+        find_hardware("A100")
+    assert "a100-pcie-40gb" in str(err.value) and "a1000" not in str(err.value)
 
 
 def test_ambiguous_name_lists_the_candidates():
