@@ -18,6 +18,8 @@ FORMATS = ("table", "json", "csv", "markdown")  # advisor.output.FORMATS; repeat
 DEFAULT_QUANT = {"llama.cpp": "Q4_K_M", "ollama": "Q4_K_M", "vllm": "BF16"}
 DEFAULT_KV_TYPES = {"llama.cpp": ("f16", "q8_0", "q4_0"), "ollama": ("f16", "q8_0", "q4_0"), "vllm": ("f16", "fp8")}
 MAX_CONTEXT_TOKENS = 1 << 24  # 16M tokens: anything larger is a typo, not a context
+DEFAULT_TOKENS_PER_DAY = 1_000_000
+DEFAULT_INPUT_SHARE = 0.75  # 3 input tokens per output token: chat with history or retrieved context (an assumption)
 
 
 def _positive_context(ctx, param, values):
@@ -67,6 +69,28 @@ def output_options(f):
                      help="table (default), json, csv (one row per result, raw numbers) or markdown."),
         click.option("--json", "as_json", is_flag=True, help="Same as --format json."),
         click.option("-q", "--quiet", is_flag=True, help="The table alone: no machine lines, legends, notes or spinner."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def money_options(f):
+    """Electricity, currency and volume: the same options on breakeven and plan (and the same config keys)."""
+    options = [
+        click.option("--kwh-price", type=click.FloatRange(min=0), metavar="PRICE", envvar="ADVISOR_KWH_PRICE",
+                     show_envvar=True, help="Electricity price per kWh, in --currency."),
+        click.option("--region", metavar="CODE", envvar="ADVISOR_REGION", show_envvar=True,
+                     help="Electricity price preset instead of --kwh-price: US, US-NY, DE, CN-BJ, ..."),
+        click.option("--currency", default="USD", show_default=True, metavar="CODE", envvar="ADVISOR_CURRENCY",
+                     show_envvar=True, help="Currency of every money field."),
+        click.option("--fx", type=click.FloatRange(min=0, min_open=True), metavar="RATE", envvar="ADVISOR_FX",
+                     show_envvar=True,
+                     help="Units of --currency per USD (API, catalog and rental prices are in USD), e.g. 7.0 for CNY."),
+        click.option("--tokens-per-day", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TOKENS_PER_DAY,
+                     show_default=True, metavar="N", help="Tokens (input + output) you would send to an API per day."),
+        click.option("--input-share", type=click.FloatRange(min=0, max=1), default=DEFAULT_INPUT_SHARE,
+                     show_default=True, metavar="SHARE", help="Share of those tokens that are input (prompt), 0..1."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -307,8 +331,6 @@ def _shipped_ids() -> set[str]:
 
 
 DEFAULT_BREAKEVEN_CONTEXT = 4096  # a typical chat turn with history; the speed model reads a full cache of this size
-DEFAULT_TOKENS_PER_DAY = 1_000_000
-DEFAULT_INPUT_SHARE = 0.75  # 3 input tokens per output token: chat with history or retrieved context (an assumption)
 DEFAULT_YEARS = 3.0
 
 
@@ -382,21 +404,10 @@ def _kwh_price(kwh_price, region, tables, currency, fx) -> tuple[float, list[str
 @click.option("--engine", type=click.Choice(["llama.cpp", "ollama", "vllm"]), default="llama.cpp", show_default=True)
 @click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=1, show_default=True, metavar="N",
               help="Sequences decoded together (batched): more tokens/s for the same weights read.")
-@click.option("--kwh-price", type=click.FloatRange(min=0), metavar="PRICE", envvar="ADVISOR_KWH_PRICE", show_envvar=True,
-              help="Electricity price per kWh, in --currency.")
-@click.option("--region", metavar="CODE", envvar="ADVISOR_REGION", show_envvar=True,
-              help="Electricity price preset instead of --kwh-price: US, US-NY, DE, CN-BJ, ...")
-@click.option("--currency", default="USD", show_default=True, metavar="CODE", envvar="ADVISOR_CURRENCY",
-              show_envvar=True, help="Currency of every money field.")
-@click.option("--fx", type=click.FloatRange(min=0, min_open=True), metavar="RATE", envvar="ADVISOR_FX", show_envvar=True,
-              help="Units of --currency per USD (API and catalog prices are in USD), e.g. 7.0 for CNY.")
+@money_options
 @click.option("--watts", type=click.FloatRange(min=0, min_open=True), metavar="W",
               help="Whole-system power while generating (decode and prefill), instead of the estimate.")
 @click.option("--always-on", is_flag=True, help="The machine stays on: count its idle power all month.")
-@click.option("--tokens-per-day", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TOKENS_PER_DAY,
-              show_default=True, metavar="N", help="Tokens (input + output) you would send to an API per day.")
-@click.option("--input-share", type=click.FloatRange(min=0, max=1), default=DEFAULT_INPUT_SHARE, show_default=True,
-              metavar="SHARE", help="Share of those tokens that are input (prompt), 0..1.")
 @click.option("--hardware-price", type=click.FloatRange(min=0), metavar="PRICE",
               help="What the hardware cost, in --currency (default: catalog launch price of the GPUs).")
 @click.option("--years", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_YEARS, show_default=True,
@@ -510,18 +521,7 @@ DEFAULT_PLAN_REGION = "US"  # electricity when none is given and the currency is
               help="Most you would pay for the hardware, in --currency (renting: rent over --years).")
 @click.option("--ram", type=click.FloatRange(min=1), default=DEFAULT_PLAN_RAM_GIB, show_default=True, metavar="GIB",
               help="System RAM assumed beside the GPUs.")
-@click.option("--kwh-price", type=click.FloatRange(min=0), metavar="PRICE", envvar="ADVISOR_KWH_PRICE", show_envvar=True,
-              help=f"Electricity price per kWh, in --currency (default with USD: the {DEFAULT_PLAN_REGION} preset).")
-@click.option("--region", metavar="CODE", envvar="ADVISOR_REGION", show_envvar=True,
-              help="Electricity price preset instead of --kwh-price: US, US-NY, DE, CN-BJ, ...")
-@click.option("--currency", default="USD", show_default=True, metavar="CODE", envvar="ADVISOR_CURRENCY",
-              show_envvar=True, help="Currency of every money field.")
-@click.option("--fx", type=click.FloatRange(min=0, min_open=True), metavar="RATE", envvar="ADVISOR_FX", show_envvar=True,
-              help="Units of --currency per USD (catalog, rental and API prices are in USD).")
-@click.option("--tokens-per-day", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TOKENS_PER_DAY,
-              show_default=True, metavar="N", help="Tokens (input + output) you would generate per day.")
-@click.option("--input-share", type=click.FloatRange(min=0, max=1), default=DEFAULT_INPUT_SHARE, show_default=True,
-              metavar="SHARE", help="Share of those tokens that are input (prompt), 0..1.")
+@money_options
 @click.option("--years", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_YEARS, show_default=True,
               help="Years the hardware is used: the span of the total cost of ownership.")
 @click.option("--sort", type=click.Choice(["tco", "price", "speed", "context", "watts"]), default="tco",
@@ -537,7 +537,8 @@ def plan(model, context, min_tokens_per_s, concurrency, engine, max_gpus, budget
 
     Searches the whole catalog (GPUs in counts 1..--max-gpus, Apple and unified-memory systems in each memory
     size, CPU-only boxes) and the rental table, picks the highest-precision weights and KV cache that meet the
-    targets on each, and ranks them by total cost of ownership.
+    targets on each, and ranks them by total cost of ownership. Without --kwh-price or --region (and with USD),
+    electricity is priced at the US average preset.
 
     \b
     Examples:

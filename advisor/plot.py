@@ -33,13 +33,7 @@ def line_plot(lines: list[Line], x_max: float, width: int = 60, height: int = 16
             row = height - 1 - round(y / y_max * (height - 1))
             if 0 <= row < height:
                 grid[row][col] = marker
-    out = [f"{y_label}"]
-    for r, row in enumerate(grid):
-        y = y_max * (height - 1 - r) / (height - 1)
-        tick = f"{y:>9.3g} |" if r in (0, height // 2, height - 1) else " " * 9 + " |"
-        out.append(tick + "".join(row))
-    out.append(" " * 10 + "+" + "-" * width)
-    out.append(" " * 11 + f"0{x_label:^{width - 12}}{x_max:>10.3g}")
+    out = _frame(grid, y_max, y_label, x_label, f"{x_max:.3g}")
     legend = "   ".join(f"{MARKERS[i % len(MARKERS)]} = {line.label}" for i, line in enumerate(lines))
     out.append(" " * 11 + legend + ("   | = your volume" if mark_x is not None else ""))
     return out
@@ -67,12 +61,19 @@ def scatter_plot(points: list[Point], width: int = 60, height: int = 14, x_label
         row = height - 1 - min(height - 1, round(p.y / y_max * (height - 1)))
         if grid[row][col] == " ":
             grid[row][col] = marks[i]
+    out = _frame(grid, y_max, y_label, x_label, f"{x_max:,.0f}")
+    out += [" " * 11 + f"{marks[i]} = {p.label}" for i, p in enumerate(points[:len(marks)])]
+    return out
+
+
+def _frame(grid: list[list[str]], y_max: float, y_label: str, x_label: str, x_max_text: str) -> list[str]:
+    """The grid with its y ticks (top, middle, 0), the x axis from 0 to `x_max_text`, and the axis labels."""
+    height, width = len(grid), len(grid[0])
     out = [y_label]
     for r, row in enumerate(grid):
         y = y_max * (height - 1 - r) / (height - 1)
         tick = f"{y:>9.3g} |" if r in (0, height // 2, height - 1) else " " * 9 + " |"
         out.append(tick + "".join(row))
     out.append(" " * 10 + "+" + "-" * width)
-    out.append(" " * 11 + f"0{x_label:^{width - 12}}{x_max:>10,.0f}")
-    out += [" " * 11 + f"{marks[i]} = {p.label}" for i, p in enumerate(points[:len(marks)])]
+    out.append(" " * 11 + f"0{x_label:^{width - 12}}{x_max_text:>10}")
     return out
