@@ -135,9 +135,6 @@ class Candidate:
     comparisons: tuple[dict, ...] = ()  # against every API of the tier: name, payback, break-even volume, savings
     notes: tuple[str, ...] = ()
 
-    def per_sequence(self, concurrency: int) -> float | None:
-        return None if self.decode_tokens_per_s is None else self.decode_tokens_per_s / concurrency
-
     def as_dict(self) -> dict:
         o = self.option
         return {
@@ -300,7 +297,7 @@ def evaluate(option: Option, model: Model, targets: Targets, econ: Economics, qu
                 fastest = (est, speed)
         else:
             if not any(r.startswith(q) for r in rejected):
-                rejected.append(f"{q} does not hold {targets.context} tokens")
+                rejected.append(f"{q} does not hold {targets.context:,} tokens")
     if fastest is not None:
         est, speed = fastest
         why = f"too slow (needs {targets.min_tokens_per_s:g} tok/s)"
