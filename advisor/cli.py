@@ -143,6 +143,13 @@ def _machine(gpus, vram, bandwidth, ram, quiet: bool = False):
         return detect_machine()
 
 
+def _today():
+    """The date that decides which API prices are current (one place, so tests can fix it)."""
+    import datetime as dt
+
+    return dt.date.today()
+
+
 def _fail(error: AdvisorError):
     click.echo(f"advisor: error: {error}", err=True)
     sys.exit(error.exit_code)
@@ -432,7 +439,6 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
                         --input-share 0.75 --hardware-price 1800 --years 3 --api gpt-4o --api deepseek-chat
       advisor breakeven --region DE --currency EUR --fx 0.92 --gpu "M2 Ultra" --always-on --plot
     """
-    import datetime as dt
 
     from .breakeven import breakeven as compute, default_hardware_price, default_model
     from .catalog import load_catalog
@@ -483,7 +489,7 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
         hardware = HardwarePrice(hardware_price, "--hardware-price")
     else:
         hardware = default_hardware_price(machine, rate, load_catalog())
-    today = dt.date.today()
+    today = _today()
     if api_names:
         apis = [tables.api(n) for n in api_names]
     else:
@@ -546,7 +552,6 @@ def plan(model, context, min_tokens_per_s, concurrency, engine, max_gpus, budget
       advisor plan --model deepseek-v2-lite --context 65536 --budget 3000 --kwh-price 0.38 --tokens-per-day 1000000
       advisor plan --model llama-3-8b --concurrency 8 --engine vllm --max-gpus 2 --json
     """
-    import datetime as dt
     import time
 
     from . import plan as planner
@@ -581,7 +586,7 @@ def plan(model, context, min_tokens_per_s, concurrency, engine, max_gpus, budget
     buy, buy_notes = planner.purchase_options(load_catalog(), targets, rate)
     rent, rent_notes = planner.rental_options(tables.rentals, find_hardware, targets, rate)
     tier = src.profile.tier
-    apis = tables.tier_defaults(tier, dt.date.today()) if tier else []
+    apis = tables.tier_defaults(tier, _today()) if tier else []
     if not tier:
         notes.append(f"{src.profile.id} has no quality tier: no API break-even")
     result = planner.search(buy + rent, subject, targets, econ, registry.quants, load_power_model(), apis,
@@ -641,7 +646,6 @@ def prices(show, tier, prices_file, fmt, as_json, quiet):
       advisor prices --electricity
       advisor prices --rental --format csv > rental.csv
     """
-    import datetime as dt
 
     from .prices import default_user_file, load_prices
 
@@ -649,7 +653,7 @@ def prices(show, tier, prices_file, fmt, as_json, quiet):
 
     fmt = _format(fmt, as_json)
     tables = load_prices(prices_file)
-    doc = prices_document(tables, dt.date.today(), show or "api", tier, str(default_user_file()))
+    doc = prices_document(tables, _today(), show or "api", tier, str(default_user_file()))
     _emit(doc, fmt, quiet)
 
 
