@@ -1,3 +1,3 @@
-from .cli import main
+from advisor.cli import main
 
 main(prog_name="advisor")

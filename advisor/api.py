@@ -9,14 +9,16 @@
 
 from __future__ import annotations
 
-from .errors import AdvisorError, UsageError
-from .hf_config import Imported
-from .hardware import detect_machine, simulated_machine
-from .machine import Device, Machine
-from .memory import EngineSettings, Estimate, KVChoice, estimate, kv_bytes_per_token, weights_bytes
-from .model_files import load_model
-from .profiles import ModelProfile, load_registry
-from .speed import Speed, estimate_speed
+from advisor.errors import AdvisorError, UsageError
+from advisor.sources.hf_config import Imported
+from advisor.detect import detect_machine
+from advisor.detect.simulated import simulated_machine
+from advisor.core.hardware import Device, Machine
+from advisor.core.memory import EngineSettings, Estimate, KVChoice, estimate, kv_bytes_per_token, weights_bytes
+from advisor.sources.model_files import load_model
+from advisor.core.model import ModelProfile
+from advisor.sources.profiles import load_registry
+from advisor.core.speed import Speed, estimate_speed
 
 __all__ = [
     "AdvisorError", "UsageError", "Device", "Machine", "EngineSettings", "Estimate", "KVChoice", "ModelProfile",

@@ -10,8 +10,8 @@ import sys
 
 import click
 
-from . import __version__
-from .errors import AdvisorError
+from advisor import __version__
+from advisor.errors import AdvisorError
 
 FORMATS = ("table", "json", "csv", "markdown")  # advisor.output.FORMATS; repeated so --help needs no import
 
@@ -105,8 +105,8 @@ def _format(fmt: str | None, as_json: bool) -> str:
 
 def _emit(doc, fmt: str, quiet: bool, warnings=()):
     """The document on stdout; warnings (and user-profile shadowing notices) on stderr, unless --quiet."""
-    from .output import colour_enabled, render
-    from .profiles import load_registry
+    from advisor.present.output import colour_enabled, render
+    from advisor.sources.profiles import load_registry
 
     if not quiet:
         loaded = load_registry.cache_info().currsize
@@ -117,27 +117,28 @@ def _emit(doc, fmt: str, quiet: bool, warnings=()):
 
 def _import_warnings(models) -> list[str]:
     """What importing the files among `models` noticed (read again from the cache of the import)."""
-    from .model_files import load_model, looks_like_path
+    from advisor.sources.model_files import load_model, looks_like_path
 
     return [f"{name}: {w}" for name in models if looks_like_path(name) for w in load_model(name).warnings]
 
 
 def _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util):
-    from .memory import EngineSettings
-    from .units import GIB
+    from advisor.core.memory import EngineSettings
+    from advisor.core.units import GIB
 
     return EngineSettings(name=engine, flash_attn=flash_attn, parallel=parallel, headroom_bytes=int(headroom * GIB),
                           swa_full=swa_full, gpu_memory_utilization=gpu_util)
 
 
 def _machine(gpus, vram, bandwidth, ram, quiet: bool = False):
-    from .hardware import detect_machine, simulated_machine
+    from advisor.detect import detect_machine
+    from advisor.detect.simulated import simulated_machine
 
     if gpus or vram is not None or ram is not None:
         return simulated_machine(tuple(gpus), vram, bandwidth, ram)
     if bandwidth is not None:
         raise AdvisorError("--bandwidth needs --vram or --gpu")
-    from .progress import spinner
+    from advisor.present.progress import spinner
 
     with spinner("detecting GPUs and memory", enabled=not quiet):
         return detect_machine()
@@ -162,7 +163,7 @@ class _Group(click.Group):
     def invoke(self, ctx):
         try:
             if not ctx.resilient_parsing:
-                from .config import default_map, load_config
+                from advisor.sources.config import default_map, load_config
 
                 ctx.default_map = default_map(self.commands, load_config())
             return super().invoke(ctx)
@@ -207,8 +208,8 @@ def check(gpus, vram, bandwidth, ram, models, quants, kv_types, contexts, what_i
       advisor check --format csv --quiet > fits.csv
       advisor check --model ./my-model.gguf --context 8192
     """
-    from .api import check_grid
-    from .report import check_document
+    from advisor.api import check_grid
+    from advisor.present.report import check_document
 
     fmt = _format(fmt, as_json)
     machine = _machine(gpus, vram, bandwidth, ram, quiet)
@@ -250,9 +251,9 @@ def fit(model, gpus, vram, bandwidth, ram, quant, context, kv_type, kv_type_k, k
       advisor fit ./Qwen3-8B/config.json --quant Q4_K_M --context 32768
       advisor fit ~/models/Meta-Llama-3-8B-Instruct.Q4_K_M.gguf --context 8192 --kv-type q8_0
     """
-    from .api import fit_one
-    from .memory import KVChoice
-    from .report import fit_document
+    from advisor.api import fit_one
+    from advisor.core.memory import KVChoice
+    from advisor.present.report import fit_document
 
     fmt = _format(fmt, as_json)
     machine = _machine(gpus, vram, bandwidth, ram, quiet)
@@ -274,9 +275,9 @@ def models(user_only, fmt, as_json, quiet):
       advisor models --user
       advisor models --format markdown
     """
-    from .model_files import user_models_dir
-    from .profiles import load_registry
-    from .report import models_document
+    from advisor.sources.model_files import user_models_dir
+    from advisor.sources.profiles import load_registry
+    from advisor.present.report import models_document
 
     fmt = _format(fmt, as_json)
     chosen = [m for m in load_registry().models.values() if not user_only or not m.origin.startswith("profiles/")]
@@ -302,9 +303,9 @@ def import_command(path, model_id, force, fmt, as_json, quiet):
     """
     from pathlib import Path
 
-    from .model_files import import_file, save_user_profile
-    from .output import Document, Table
-    from .profiles import load_registry
+    from advisor.sources.model_files import import_file, save_user_profile
+    from advisor.present.output import Document, Table
+    from advisor.sources.profiles import load_registry
 
     fmt = _format(fmt, as_json)
     if model_id is not None and not _valid_id(model_id):
@@ -330,7 +331,7 @@ def _valid_id(name: str) -> bool:
 
 
 def _shipped_ids() -> set[str]:
-    from .profiles import _profiles_root, _read_models
+    from advisor.sources.profiles import _profiles_root, _read_models
 
     return set(_read_models(_profiles_root()))
 
@@ -342,7 +343,7 @@ DEFAULT_YEARS = 3.0
 
 
 def _usage(message: str):
-    from .errors import UsageError
+    from advisor.errors import UsageError
 
     return UsageError(message)
 
@@ -440,14 +441,15 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
       advisor breakeven --region DE --currency EUR --fx 0.92 --gpu "M2 Ultra" --always-on --plot
     """
 
-    from .breakeven import breakeven as compute, default_hardware_price, default_model
-    from .catalog import load_catalog
-    from .cost import Usage
-    from .memory import EngineSettings, KVChoice, engine_context, estimate
-    from .power import fixed_power, load_power_model, system_power
-    from .prices import load_prices
-    from .profiles import load_registry
-    from .speed import estimate_speed
+    from advisor.apps.breakeven import breakeven as compute, default_hardware_price, default_model
+    from advisor.sources.catalog import load_catalog
+    from advisor.core.cost import Usage
+    from advisor.core.memory import EngineSettings, KVChoice, engine_context, estimate
+    from advisor.core.power import fixed_power, system_power
+    from advisor.sources.power import load_power_model
+    from advisor.sources.prices import load_prices
+    from advisor.sources.profiles import load_registry
+    from advisor.core.speed import estimate_speed
 
     fmt = _format(fmt, as_json)
     ctx = click.get_current_context()
@@ -484,7 +486,7 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
         if power.decode_watts is None:
             raise AdvisorError(f"power draw unknown: {'; '.join(power.notes)}")
     if hardware_price is not None:
-        from .breakeven import HardwarePrice
+        from advisor.apps.breakeven import HardwarePrice
 
         hardware = HardwarePrice(hardware_price, "--hardware-price")
     else:
@@ -501,7 +503,7 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
         notes.append(f"compared with the {tier}-class APIs by default (the seed post's tiers); --api NAME for others")
     usage = Usage(tokens_per_day, input_share, hardware.amount, years)
     result = compute(est, speed, power, machine, apis, usage, price, code, rate, hardware, always_on, notes)
-    from .report_cost import breakeven_document
+    from advisor.present.cost import breakeven_document
 
     _emit(breakeven_document(result, today, plot=plot, explain=explain), fmt, quiet)
 
@@ -554,13 +556,13 @@ def plan(model, context, min_tokens_per_s, concurrency, engine, max_gpus, budget
     """
     import time
 
-    from . import plan as planner
-    from .catalog import find_hardware, load_catalog
-    from .model_files import load_model
-    from .power import load_power_model
-    from .prices import load_prices
-    from .profiles import load_registry
-    from .report_plan import plan_document
+    from advisor.apps import plan as planner
+    from advisor.sources.catalog import find_hardware, load_catalog
+    from advisor.sources.model_files import load_model
+    from advisor.sources.power import load_power_model
+    from advisor.sources.prices import load_prices
+    from advisor.sources.profiles import load_registry
+    from advisor.present.plan import plan_document
 
     fmt = _format(fmt, as_json)
     ctx = click.get_current_context()
@@ -608,8 +610,8 @@ def gpus(kind, vendor, fmt, as_json, quiet):
       advisor gpus --kind apple
       advisor gpus --vendor AMD --json
     """
-    from .catalog import load_catalog
-    from .report_plan import gpus_document
+    from advisor.sources.catalog import load_catalog
+    from advisor.present.plan import gpus_document
 
     fmt = _format(fmt, as_json)
     specs = tuple(s for s in load_catalog() if (kind is None or s.kind == kind)
@@ -647,9 +649,9 @@ def prices(show, tier, prices_file, fmt, as_json, quiet):
       advisor prices --rental --format csv > rental.csv
     """
 
-    from .prices import default_user_file, load_prices
+    from advisor.sources.prices import default_user_file, load_prices
 
-    from .report_cost import prices_document
+    from advisor.present.cost import prices_document
 
     fmt = _format(fmt, as_json)
     tables = load_prices(prices_file)
@@ -676,8 +678,8 @@ def config_command(fmt, as_json, quiet):
     """
     import os
 
-    from .config import KEYS, config_path, env_name, load_config
-    from .output import Document, Table
+    from advisor.sources.config import KEYS, config_path, env_name, load_config
+    from advisor.present.output import Document, Table
 
     fmt = _format(fmt, as_json)
     path = config_path()

@@ -41,7 +41,7 @@ def _num(text):
 
 
 def main() -> int:
-    from advisor.hardware import detect_machine
+    from advisor.detect import detect_machine
 
     machine = detect_machine()
     smi = nvidia_smi()

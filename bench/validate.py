@@ -20,8 +20,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from advisor.errors import AdvisorError
-    from advisor.report import validation_text
-    from advisor.validate import summary, validate
+    from advisor.present.report import validation_text
+    from advisor.apps.validate import summary, validate
 
     try:
         checks, skipped = validate(args.paths)

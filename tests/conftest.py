@@ -11,7 +11,7 @@ DATA = Path(__file__).parent / "data"
 
 @pytest.fixture
 def registry():
-    from advisor.profiles import load_registry
+    from advisor.sources.profiles import load_registry
 
     return load_registry()
 
@@ -24,7 +24,7 @@ def no_gpu_machine(monkeypatch):
     from fake_nvml import FakeNVML
 
     fake = FakeNVML(init_error=pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
-    monkeypatch.setattr("advisor.hardware._load_nvml", lambda: fake)
+    monkeypatch.setattr("advisor.detect.nvml._load_nvml", lambda: fake)
     return fake
 
 
@@ -42,7 +42,7 @@ def isolated_config(tmp_path, monkeypatch):
 @pytest.fixture
 def user_models(tmp_path, monkeypatch):
     """An empty user-profile folder, with the registry reloaded before and after the test."""
-    from advisor.profiles import load_registry
+    from advisor.sources.profiles import load_registry
 
     folder = tmp_path / "user-models"
     monkeypatch.setenv("ADVISOR_USER_MODELS", str(folder))

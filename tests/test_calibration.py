@@ -5,9 +5,9 @@ import re
 
 import pytest
 
-from advisor.machine import Device, Machine
-from advisor.memory import EngineSettings, KVChoice, compute_buffer_bytes, estimate, host_compute_bytes
-from advisor.units import GIB, MIB
+from advisor.core.hardware import Device, Machine
+from advisor.core.memory import EngineSettings, KVChoice, compute_buffer_bytes, estimate, host_compute_bytes
+from advisor.core.units import GIB, MIB
 from conftest import DATA
 
 ROWS = {r["id"]: r for r in csv.DictReader(open(DATA / "calibration" / "memory_logs.csv", encoding="utf-8"))}
@@ -116,7 +116,7 @@ def test_vllm_block_counts_follow_from_kv_bytes_per_token(row_id, registry):
     row = ROWS[row_id]
     blocks = int(re.search(r"GPU blocks: (\d+)", row["kv_total_mib"]).group(1))
     kv_gib = float(re.search(r"kv_cache_size=([\d.]+)GiB", row["kv_total_mib"]).group(1))
-    from advisor.memory import kv_bytes_per_token
+    from advisor.core.memory import kv_bytes_per_token
 
     per_token = kv_bytes_per_token(registry.model("llama-3.1-8b"), KVChoice(), EngineSettings(name="vllm"), registry.quants)
     assert per_token == 128 * 1024

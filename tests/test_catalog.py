@@ -1,6 +1,6 @@
 import pytest
 
-from advisor.catalog import find_by_nvml_name, find_hardware, load_catalog
+from advisor.sources.catalog import find_by_nvml_name, find_hardware, load_catalog
 from advisor.errors import UsageError
 
 
@@ -62,7 +62,7 @@ def test_unified_memory_systems_list_the_configurations_sold():
 
 
 def test_a_bad_memory_option_names_the_file_and_field():
-    from advisor.catalog import parse_catalog
+    from advisor.sources.catalog import parse_catalog
     from advisor.errors import ProfileError
 
     text = ('[[devices]]\nid = "x"\nname = "X"\nvendor = "V"\nkind = "apple"\nstatus = "recalled"\n'

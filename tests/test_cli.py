@@ -134,7 +134,7 @@ def test_bad_input_is_one_line_and_exit_2(args, needle, no_gpu_machine):
 def test_malformed_profile_names_file_and_field_exit_1(tmp_path, monkeypatch):
     import shutil
 
-    from advisor import profiles
+    from advisor.sources import profiles
 
     root = tmp_path / "profiles"
     shutil.copytree(profiles.profiles_path(), root)

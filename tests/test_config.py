@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from advisor.cli import main
-from advisor.config import config_path
+from advisor.sources.config import config_path
 
 BREAKEVEN = ["breakeven", "--gpu", "RTX 4090", "--model", "llama-3-8b", "--api", "gpt-4o", "--json"]
 

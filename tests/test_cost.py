@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from advisor.cli import main
-from advisor.cost import HOURS_PER_MONTH, LocalRun, Usage, compare, kwh_per_million_tokens
+from advisor.core.cost import HOURS_PER_MONTH, LocalRun, Usage, compare, kwh_per_million_tokens
 
 
 def run(*args):

@@ -5,9 +5,13 @@ from types import SimpleNamespace
 import pynvml
 import pytest
 
-from advisor import hardware
+from advisor.detect import host, nvml
 from advisor.errors import UsageError
-from advisor.hardware import detect_apple, detect_gpus, detect_machine, read_cgroup_limit, simulated_machine
+from advisor.detect import detect_machine
+from advisor.detect.apple import detect_apple
+from advisor.detect.host import read_cgroup_limit
+from advisor.detect.nvml import detect_gpus
+from advisor.detect.simulated import simulated_machine
 from fake_nvml import FUNCTION_NOT_FOUND, GIB, GPU_IS_LOST, NOT_SUPPORTED, FakeNVML, gpu
 
 
@@ -23,7 +27,7 @@ def test_driver_library_version_mismatch_is_reported_not_raised():
 
 
 def test_nvidia_ml_py_not_installed(monkeypatch):
-    monkeypatch.setattr(hardware, "_load_nvml", lambda: None)
+    monkeypatch.setattr(nvml, "_load_nvml", lambda: None)
     devices, notes, ok = detect_gpus()
     assert devices == () and "not installed" in notes[0]
 
@@ -100,10 +104,10 @@ def test_mig_capable_but_disabled_reports_the_whole_gpu():
 
 
 def test_busy_gpu_verdict_uses_free_memory_and_says_so(monkeypatch, registry):
-    from advisor.memory import EngineSettings, KVChoice, estimate
+    from advisor.core.memory import EngineSettings, KVChoice, estimate
 
     fake = FakeNVML([gpu("NVIDIA GeForce RTX 4090", 24, free_gib=6)])
-    monkeypatch.setattr(hardware, "_load_nvml", lambda: fake)
+    monkeypatch.setattr(nvml, "_load_nvml", lambda: fake)
     machine = detect_machine(cgroup_root=_no_cgroup())
     assert any("held by other processes; verdicts use free memory" in n for n in machine.notes)
     est = estimate(registry.model("llama-3-8b"), "Q4_K_M", KVChoice(), EngineSettings(), 8192, machine, registry.quants)
@@ -136,7 +140,7 @@ def test_cgroup_v2_limit_below_host_ram(tmp_path, monkeypatch):
     (tmp_path / "memory.max").write_text(f"{8 * GIB}\n")
     (tmp_path / "memory.current").write_text(f"{2 * GIB}\n")
     _fake_psutil(monkeypatch, 128, 100)
-    total, available, notes = hardware.detect_ram(tmp_path)
+    total, available, notes = host.detect_ram(tmp_path)
     assert total == 8 * GIB and available == 6 * GIB
     assert "container memory limit 8.0 GiB" in notes[0]
 
@@ -144,7 +148,7 @@ def test_cgroup_v2_limit_below_host_ram(tmp_path, monkeypatch):
 def test_cgroup_v2_without_limit(tmp_path, monkeypatch):
     (tmp_path / "memory.max").write_text("max\n")
     _fake_psutil(monkeypatch, 64, 50)
-    assert hardware.detect_ram(tmp_path)[:2] == (64 * GIB, 50 * GIB)
+    assert host.detect_ram(tmp_path)[:2] == (64 * GIB, 50 * GIB)
 
 
 def test_cgroup_v1_limit(tmp_path, monkeypatch):
@@ -152,7 +156,7 @@ def test_cgroup_v1_limit(tmp_path, monkeypatch):
     (tmp_path / "memory" / "memory.limit_in_bytes").write_text(str(16 * GIB))
     (tmp_path / "memory" / "memory.usage_in_bytes").write_text(str(1 * GIB))
     _fake_psutil(monkeypatch, 64, 60)
-    assert hardware.detect_ram(tmp_path)[:2] == (16 * GIB, 15 * GIB)
+    assert host.detect_ram(tmp_path)[:2] == (16 * GIB, 15 * GIB)
 
 
 def test_cgroup_v1_unlimited_is_a_huge_number(tmp_path):
@@ -168,7 +172,7 @@ def test_psutil_failure_degrades_ram_only(monkeypatch):
         raise OSError("no /proc/meminfo")
 
     monkeypatch.setattr(psutil, "virtual_memory", boom)
-    total, available, notes = hardware.detect_ram(_no_cgroup())
+    total, available, notes = host.detect_ram(_no_cgroup())
     assert total is None and "RAM unknown" in notes[0]
 
 
@@ -197,7 +201,7 @@ def test_not_a_mac():
 
 
 def test_machine_on_a_mac_without_nvml(monkeypatch):
-    monkeypatch.setattr(hardware, "_load_nvml", lambda: None)
+    monkeypatch.setattr(nvml, "_load_nvml", lambda: None)
     _fake_psutil(monkeypatch, 64, 40)
     m = detect_machine(cgroup_root=_no_cgroup(),
                        sysctl=_sysctl({"machdep.cpu.brand_string": "Apple M3 Max", "hw.memsize": str(64 * GIB)}),

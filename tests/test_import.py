@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 
 from advisor.cli import main
 from advisor.errors import AdvisorError, ProfileError
-from advisor.hf_config import import_config, profile_from_config
-from advisor.machine import Machine
-from advisor.memory import EngineSettings, KVChoice, estimate, kv_bytes_per_token
-from advisor.model_files import import_file
-from advisor.profiles import load_registry
-from advisor.weights import weights_layout
+from advisor.sources.hf_config import import_config, profile_from_config
+from advisor.core.hardware import Machine
+from advisor.core.memory import EngineSettings, KVChoice, estimate, kv_bytes_per_token
+from advisor.sources.model_files import import_file
+from advisor.sources.profiles import load_registry
+from advisor.core.tensors import weights_layout
 
 CONFIGS = Path(__file__).parent / "data" / "configs"
 F16 = KVChoice("f16", "f16")

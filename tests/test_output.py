@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from advisor.cli import main
-from advisor.output import Document, Table, colour_enabled, fit_table, render
+from advisor.present.output import Document, Table, colour_enabled, fit_table, render
 
 WIDTH = 80
 # Every command, with arguments that need no GPU and no network: (name, args).
@@ -132,7 +132,7 @@ def test_wide_tables_wrap_the_preferred_column_first():
 
 
 def test_spinner_appears_only_when_slow_and_on_a_terminal():
-    from advisor.progress import spinner
+    from advisor.present.progress import spinner
 
     class Tty(io.StringIO):
         def isatty(self):
@@ -150,7 +150,7 @@ def test_spinner_appears_only_when_slow_and_on_a_terminal():
 
 
 def test_slow_detection_shows_no_spinner_in_a_pipe(monkeypatch, no_gpu_machine):
-    import advisor.hardware as hw
+    import advisor.detect as hw
 
     real = hw.detect_machine
 

@@ -9,14 +9,14 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from advisor import plan as P
-from advisor.catalog import find_hardware, load_catalog
+from advisor.apps import plan as P
+from advisor.sources.catalog import find_hardware, load_catalog
 from advisor.cli import main
-from advisor.memory import EngineSettings, KVChoice, engine_context, estimate
-from advisor.power import load_power_model
-from advisor.prices import load_prices
-from advisor.profiles import load_registry
-from advisor.speed import estimate_speed
+from advisor.core.memory import EngineSettings, KVChoice, engine_context, estimate
+from advisor.sources.power import load_power_model
+from advisor.sources.prices import load_prices
+from advisor.sources.profiles import load_registry
+from advisor.core.speed import estimate_speed
 
 ECON = P.Economics(kwh_price=0.30, currency="USD", fx=1.0, tokens_per_day=1e6, input_share=0.75, years=3.0)
 # a slice of the catalog for property tests: consumer, workstation, datacenter, AMD, Apple, unified, CPU-only
@@ -282,8 +282,8 @@ def test_readme_answers_the_blog_posts_question_with_the_tools_own_numbers():
     """The README table of weights and cache for Llama-3-70B and its MLA / YOCO what-ifs is what fit computes."""
     from pathlib import Path
 
-    from advisor.hardware import simulated_machine
-    from advisor.units import GIB
+    from advisor.detect.simulated import simulated_machine
+    from advisor.core.units import GIB
 
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     registry = load_registry()

@@ -6,8 +6,9 @@ import pytest
 
 from advisor.api import estimate_speed, fit_one, simulated_machine
 from advisor.errors import ProfileError
-from advisor.memory import EngineSettings, KVChoice
-from advisor.power import fixed_power, load_power_model, parse_power_model, system_power
+from advisor.core.memory import EngineSettings, KVChoice
+from advisor.core.power import fixed_power, system_power
+from advisor.sources.power import load_power_model, parse_power_model
 from conftest import DATA
 
 ROWS = list(csv.DictReader(open(DATA / "power" / "gpu_power_draw.csv", encoding="utf-8")))
@@ -119,7 +120,7 @@ def _detected(monkeypatch, power_mw):
     from fake_nvml import FakeNVML, gpu
 
     fake = FakeNVML([gpu("NVIDIA GeForce RTX 4090", 24, power_mw=power_mw)])
-    monkeypatch.setattr("advisor.hardware._load_nvml", lambda: fake)
+    monkeypatch.setattr("advisor.detect.nvml._load_nvml", lambda: fake)
 
 
 def test_breakeven_uses_the_nvml_enforced_power_limit(monkeypatch):

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from advisor.cli import main
 from advisor.errors import ProfileError
-from advisor.prices import TIERS, load_prices, parse_prices
+from advisor.sources.prices import TIERS, load_prices, parse_prices
 
 TODAY = dt.date(2026, 11, 25)
 
@@ -85,7 +85,7 @@ def test_user_file_overrides_and_adds(tmp_path):
 
 
 def test_user_file_in_the_config_dir_is_picked_up(tmp_path, monkeypatch):
-    from advisor.prices import default_user_file
+    from advisor.sources.prices import default_user_file
 
     path = default_user_file()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from advisor.errors import ProfileError
-from advisor.profiles import parse_model_file, parse_quant_file
-from advisor.weights import weights_layout
+from advisor.sources.profiles import parse_model_file, parse_quant_file
+from advisor.core.tensors import weights_layout
 from conftest import DATA
 
 CONFIGS = DATA / "configs"

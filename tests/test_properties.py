@@ -3,10 +3,10 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from advisor.machine import Device, Machine
-from advisor.memory import EngineSettings, KVChoice, context_step, estimate
-from advisor.profiles import load_registry
-from advisor.units import GIB
+from advisor.core.hardware import Device, Machine
+from advisor.core.memory import EngineSettings, KVChoice, context_step, estimate
+from advisor.sources.profiles import load_registry
+from advisor.core.units import GIB
 
 REG = load_registry()
 MODELS = sorted(REG.models)

@@ -6,10 +6,10 @@ import statistics
 
 import pytest
 
-from advisor.machine import Device, Machine
-from advisor.memory import EngineSettings, KVChoice, estimate
-from advisor.speed import estimate_speed
-from advisor.units import GIB
+from advisor.core.hardware import Device, Machine
+from advisor.core.memory import EngineSettings, KVChoice, estimate
+from advisor.core.speed import estimate_speed
+from advisor.core.units import GIB
 from conftest import DATA
 
 ROWS = list(csv.DictReader(open(DATA / "calibration" / "throughput.csv", encoding="utf-8")))
@@ -66,7 +66,7 @@ def test_bandwidth_times_a_constant_is_not_enough(registry):
 
 
 def test_longer_context_decodes_slower_and_moe_reads_only_active_experts(registry):
-    from advisor.hardware import simulated_machine
+    from advisor.detect.simulated import simulated_machine
 
     machine = simulated_machine(("H100 SXM",), ram_gib=256)
     m = registry.model("llama-3.1-8b")
@@ -79,7 +79,7 @@ def test_longer_context_decodes_slower_and_moe_reads_only_active_experts(registr
 
 
 def test_offload_to_ram_is_much_slower_and_unknown_bandwidth_degrades_only_speed(registry):
-    from advisor.hardware import simulated_machine
+    from advisor.detect.simulated import simulated_machine
 
     m = registry.model("llama-3-70b")
     gpu_only = simulated_machine(("2x RTX 3090",), ram_gib=64)

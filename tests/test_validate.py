@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from advisor.errors import UsageError
-from advisor.validate import summary, validate
+from advisor.apps.validate import summary, validate
 from conftest import DATA
 
 ROOT = Path(__file__).parent.parent
@@ -108,7 +108,7 @@ def test_the_script_runs_as_a_process_and_prints_the_table():
 
 
 def test_readme_shows_the_table_the_benchmark_prints(result):
-    from advisor.report import summary_table
+    from advisor.present.report import summary_table
 
     checks, _ = result
     readme = (ROOT / "README.md").read_text(encoding="utf-8")

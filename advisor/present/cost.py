@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from .breakeven import Breakeven
-from .cost import TOKENS_PER_UNIT, kwh_per_million_tokens
-from .prices import PriceTables
-from .report import PLACEMENT_WORDS, machine_lines
-from .output import Document, Table, scalars
-from .units import fmt_tokens
+from advisor.apps.breakeven import Breakeven
+from advisor.core.cost import TOKENS_PER_UNIT, kwh_per_million_tokens
+from advisor.sources.prices import PriceTables
+from advisor.present.report import PLACEMENT_WORDS, machine_lines
+from advisor.present.output import Document, Table, scalars
+from advisor.core.units import fmt_tokens
 
 LEGEND_WIDTH = 78  # wrap plot legends to an 80-column terminal
 
@@ -104,7 +104,7 @@ def _kwh(watts: float, tokens_per_s: float) -> str:
 
 
 def plot_lines(b: Breakeven) -> list[str]:
-    from .plot import Line, line_plot
+    from advisor.present.plot import Line, line_plot
 
     use, loc = b.usage, b.local
     fixed = (use.hardware_per_month or 0.0) + loc.fixed_per_month()

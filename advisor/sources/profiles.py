@@ -13,150 +13,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import ProfileError, suggest
+from advisor.core.formats import ElementType, QuantTable, Recipe
+from advisor.core.model import ATTENTION_KINDS, ModelProfile
+from advisor.errors import ProfileError, suggest
 
-ATTENTION_KINDS = ("gqa", "mla", "yoco")
 MAX_LAYERS = 4096  # real models have at most a few hundred blocks; more is a corrupt file, and costs a walk per layer
-
-
-@dataclass(frozen=True)
-class ModelProfile:
-    """One model architecture: what memory and speed depend on. Sizes are element counts."""
-
-    id: str
-    name: str
-    architecture: str
-    layers: int
-    hidden: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    intermediate: int
-    vocab: int
-    max_context: int
-    source: str
-    attention: str = "gqa"
-    tied_embeddings: bool = False
-    qkv_bias: bool = False
-    norms_per_layer: int = 2
-    # sliding-window attention: every `global_every`-th layer is global, the others see `sliding_window`
-    sliding_window: int = 0
-    global_every: int = 0
-    # MLA (DeepSeek-V2/V3)
-    kv_lora_rank: int = 0
-    q_lora_rank: int = 0
-    qk_rope_head_dim: int = 0
-    qk_nope_head_dim: int = 0
-    v_head_dim: int = 0
-    # YOCO: the self-decoder half keeps only this many tokens per layer
-    self_decoder_window: int = 0
-    # mixture of experts
-    experts: int = 0
-    experts_active: int = 0
-    shared_experts: int = 0
-    expert_intermediate: int = 0
-    dense_layers: int = 0
-    params_reference: float = 0.0
-    tier: str = ""
-    what_if: str = ""
-    base: str = ""
-    aliases: tuple[str, ...] = ()
-    origin: str = ""  # the file it came from
-
-    @property
-    def is_moe(self) -> bool:
-        return self.experts > 0
-
-    @property
-    def n_gqa(self) -> int:
-        return self.heads // self.kv_heads if self.kv_heads else 1
-
-    def is_global_layer(self, i: int) -> bool:
-        """True when layer i attends over the whole context (not a sliding window)."""
-        if not self.sliding_window or not self.global_every:
-            return True
-        return (i + 1) % self.global_every == 0
-
-    @property
-    def attention_label(self) -> str:
-        if self.attention == "mla":
-            return "MLA"
-        if self.attention == "yoco":
-            return "YOCO"
-        if self.sliding_window:
-            return "SWA+global"
-        if self.kv_heads == self.heads:
-            return "MHA"
-        if self.kv_heads == 1:
-            return "MQA"
-        return "GQA"
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class ElementType:
-    """A ggml (or vLLM) storage type: `block_elements` values take `block_bytes` bytes."""
-
-    name: str
-    block_elements: int
-    block_bytes: int
-    kv: bool = False
-
-    def row_bytes(self, n_elements: int) -> int:
-        """Bytes of a row of n elements (whole blocks; callers check divisibility)."""
-        blocks = -(-n_elements // self.block_elements)
-        return blocks * self.block_bytes
-
-    @property
-    def bits(self) -> float:
-        return 8 * self.block_bytes / self.block_elements
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """A weight file type (Q4_K_M, BF16, ...): which element type each tensor class gets."""
-
-    name: str
-    engines: tuple[str, ...]
-    base: str
-    token_embd: str
-    output: str
-    attn_v: str = ""
-    attn_v_rule: str = ""
-    attn_v_else: str = ""
-    ffn_down: str = ""
-    ffn_down_rule: str = ""
-    ffn_down_else: str = ""
-    attn_output: str = ""
-    moe8_attn_output: str = ""
-    size70b_attn_v_bump: str = ""
-
-
-@dataclass(frozen=True, eq=False)  # hashed by identity: one table per loaded registry
-class QuantTable:
-    types: dict
-    recipes: dict
-    fallback: dict
-
-    def type(self, name: str) -> ElementType:
-        try:
-            return self.types[name]
-        except KeyError:
-            raise suggest(name, self.types, "element type") from None
-
-    def recipe(self, name: str) -> Recipe:
-        for key, recipe in self.recipes.items():
-            if key.lower() == name.lower():
-                return recipe
-        raise suggest(name, self.recipes, "quant")
-
-    def kv_type(self, name: str) -> ElementType:
-        t = self.types.get(name.lower()) or self.types.get(name)
-        if t is None or not t.kv:
-            raise suggest(name, [k for k, v in self.types.items() if v.kv], "KV type")
-        return t
 
 
 # ---------------------------------------------------------------- validation helpers
@@ -317,7 +178,7 @@ class Registry:
 
 # A source checkout (tests run against it, or `python -m advisor` from the repo) has the data beside
 # the package instead of installed as advisor.data.
-_CHECKOUT_PROFILES = Path(__file__).resolve().parent.parent / "profiles"
+_CHECKOUT_PROFILES = Path(__file__).resolve().parent.parent.parent / "profiles"
 
 
 def _profiles_root() -> Path:
@@ -346,7 +207,7 @@ def _read_models(root) -> dict:
 
 def _add_user_models(models: dict) -> tuple[str, ...]:
     """The user's profiles (advisor import) on top of the shipped ones; returns the shadowing notices."""
-    from .model_files import user_profile_files
+    from advisor.sources.model_files import user_profile_files
 
     shipped = set(models)
     notices = []

@@ -14,12 +14,12 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from .catalog import find_by_nvml_name, find_hardware
-from .errors import AdvisorError, UsageError
-from .machine import Device, Machine
-from .memory import EngineSettings, KVChoice, estimate
-from .speed import estimate_speed
-from .units import GIB, MIB
+from advisor.sources.catalog import find_by_nvml_name, find_hardware
+from advisor.errors import AdvisorError, UsageError
+from advisor.core.hardware import Device, Machine
+from advisor.core.memory import EngineSettings, KVChoice, estimate
+from advisor.core.speed import estimate_speed
+from advisor.core.units import GIB, MIB
 
 # Targets (issue 7): relative error allowed per quantity, and for decode the share of rows that must meet it.
 TARGETS = {"kv": 0.005, "weights": 0.03, "compute": 0.25, "total": 0.10, "kv_budget": 0.10, "decode": 0.25}
@@ -123,7 +123,7 @@ def _engine(row) -> str:
 
 
 def _device(name: str, kind: str, memory: int, bandwidth: float | None, spec, index: int = 0) -> Device:
-    from .hardware import _fp16
+    from advisor.detect.nvml import _fp16
 
     return Device(name=name, kind=kind, memory_total_bytes=memory, bandwidth_gb_s=bandwidth,
                   fp16_tflops=_fp16(spec) if spec else None, catalog_id=spec.id if spec else None, index=index)
@@ -140,7 +140,7 @@ def _memory_machine(row, engine: str):
     if apple:
         size = re.search(r"(\d+)\s*GB\)", row["gpu"])  # "Apple M1 (7-core GPU, 8 GB)"
         ram = float(size.group(1)) if size else None
-        from .hardware import apple_working_set_bytes
+        from advisor.detect.apple import apple_working_set_bytes
 
         memory = apple_working_set_bytes(int(ram * GIB)) if ram else UNNAMED_GPU_BYTES
         named = ram is not None
@@ -281,7 +281,7 @@ def read_rows(path: Path) -> tuple[str, list[dict]]:
 
 
 def validate(paths: list[Path]) -> tuple[list[Check], list[Unmapped]]:
-    from .profiles import load_registry
+    from advisor.sources.profiles import load_registry
 
     registry = load_registry()
     files = []

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .catalog import HardwareSpec
-from .output import Document, Table, scalars
-from .plan import Candidate, Plan, closest, ranked
-from .report_cost import count, money
-from .units import fmt_tokens
+from advisor.sources.catalog import HardwareSpec
+from advisor.present.output import Document, Table, scalars
+from advisor.apps.plan import Candidate, Plan, closest, ranked
+from advisor.present.cost import count, money
+from advisor.core.units import fmt_tokens
 
 UNKNOWN_PRICE_LISTED = 6  # "also meets, price unknown": name this many, then count the rest
 CLOSEST_SHOWN = 8  # rows in the "nothing meets" table
@@ -166,7 +166,7 @@ def _pick_line(c: Candidate, cur: str, years: float) -> str:
 
 
 def plot_lines(cands: list[Candidate], cur: str) -> list[str]:
-    from .plot import Point, scatter_plot
+    from advisor.present.plot import Point, scatter_plot
 
     points = [Point(c.option.label, c.option.price, c.decode_tokens_per_s) for c in cands
               if c.option.kind == "buy" and c.option.price is not None and c.decode_tokens_per_s is not None]

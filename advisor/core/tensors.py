@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 
-from .profiles import ModelProfile, QuantTable, Recipe
+from advisor.core.formats import QuantTable, Recipe
+from advisor.core.model import ModelProfile
 
 # llama.cpp marks a llama-class model with 80 layers as LLM_TYPE_70B (src/llama-model.cpp,
 # load_hparams: `case 80: type = LLM_TYPE_70B`), which bumps attn_v by one K-quant level.

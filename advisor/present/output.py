@@ -51,7 +51,7 @@ def colour_enabled(stream=None) -> bool:
 
 def render(doc: Document, fmt: str, quiet: bool = False, colour: bool = False, width: int = TERMINAL_WIDTH) -> str:
     if fmt == "json":
-        from .report import to_json
+        from advisor.present.report import to_json
 
         return to_json(doc.data)
     if fmt == "csv":

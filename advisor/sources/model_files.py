@@ -12,9 +12,9 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import ProfileError, UsageError
-from .hf_config import Imported
-from .profiles import ModelProfile
+from advisor.errors import ProfileError, UsageError
+from advisor.sources.hf_config import Imported
+from advisor.core.model import ModelProfile
 
 USER_MODELS_ENV = "ADVISOR_USER_MODELS"  # another user-profile folder (tests, a shared team folder)
 CONFIG_JSON = "config.json"
@@ -41,7 +41,7 @@ def load_model(name: str) -> Imported:
     """A registry profile by id/alias, or an imported file when `name` is a path."""
     if looks_like_path(name):
         return import_file(Path(name).expanduser())
-    from .profiles import load_registry
+    from advisor.sources.profiles import load_registry
 
     return Imported(load_registry().model(name), ())
 
@@ -65,14 +65,14 @@ def _import_file(path: Path, model_id: str | None, _version) -> Imported:
     elif not path.exists():
         raise UsageError(f"{path}: no such file")
     if path.name.lower().endswith(".gguf"):
-        from .gguf_file import import_gguf
+        from advisor.sources.gguf_file import import_gguf
 
         return import_gguf(path, model_id)
     if _starts_with_gguf_magic(path):
-        from .gguf_file import import_gguf
+        from advisor.sources.gguf_file import import_gguf
 
         return import_gguf(path, model_id)
-    from .hf_config import import_config
+    from advisor.sources.hf_config import import_config
 
     return import_config(path, model_id)
 
@@ -121,7 +121,7 @@ def save_user_profile(imported: Imported, origin: str, force: bool = False) -> P
         raise UsageError(f"a user profile '{imported.profile.id}' exists ({path}); --force replaces it, "
                          "--name picks another id")
     text = profile_toml(imported.profile, origin)
-    from .profiles import parse_model_file
+    from advisor.sources.profiles import parse_model_file
 
     parse_model_file(text, str(path))  # what we write must load back
     try:

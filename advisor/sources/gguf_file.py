@@ -12,9 +12,9 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from .errors import ProfileError
-from .hf_config import Imported, MAX_FIELD_VALUE
-from .weights import WeightsLayout
+from advisor.errors import ProfileError
+from advisor.sources.hf_config import Imported, MAX_FIELD_VALUE
+from advisor.core.tensors import WeightsLayout
 
 SPLIT_NAME = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
 BLOCK_TENSOR = re.compile(r"^blk\.(?P<layer>\d+)\.")
@@ -112,8 +112,8 @@ def _file_type(meta: dict, tensors) -> str:
 
 
 def import_gguf(path: Path, model_id: str | None = None) -> Imported:
-    from .hf_config import default_id, load_hf_types
-    from .profiles import model_from_fields
+    from advisor.sources.hf_config import default_id, load_hf_types
+    from advisor.sources.profiles import model_from_fields
 
     where = str(path)
     meta, tensors = read_metadata_and_tensors(path)

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .errors import ProfileError, UsageError, suggest
-from .profiles import _profiles_root, parse_toml
+from advisor.errors import ProfileError, UsageError, suggest
+from advisor.sources.profiles import _profiles_root, parse_toml
 
 # Words that carry no identity ("NVIDIA GeForce RTX 4090" is "4090").
 GENERIC_WORDS = frozenset({"nvidia", "geforce", "tesla", "rtx", "gtx", "amd", "radeon", "apple", "generation",

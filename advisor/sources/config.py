@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import ProfileError
+from advisor.errors import ProfileError
 
 CONFIG_FILE_NAME = "config.toml"
 CONFIG_ENV = "ADVISOR_CONFIG"  # another config file instead of the one in the config dir (tests, several setups)
@@ -50,7 +50,7 @@ def load_config(path: Path | None = None) -> dict:
         if os.environ.get(CONFIG_ENV):
             raise ProfileError(f"{path}: no such config file ({CONFIG_ENV})")
         return {}
-    from .profiles import parse_toml
+    from advisor.sources.profiles import parse_toml
 
     try:
         text = path.read_text(encoding="utf-8")

@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .profiles import ElementType, ModelProfile
+from advisor.core.formats import ElementType
+from advisor.core.model import ModelProfile
 
 MLA_LAYOUTS = ("latent", "latent+v")
 

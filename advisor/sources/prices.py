@@ -12,8 +12,8 @@ import os
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 
-from .errors import ProfileError, UsageError, suggest
-from .profiles import parse_toml
+from advisor.errors import ProfileError, UsageError, suggest
+from advisor.sources.profiles import parse_toml
 
 TIERS = ("gpt-4", "llama-3-70b", "gpt-3.5")
 USER_FILE_NAME = "prices.toml"
@@ -215,7 +215,7 @@ def default_user_file() -> Path:
 
 def load_prices(user_file: str | os.PathLike | None = None) -> PriceTables:
     """Shipped tables plus the user file: `user_file` when given (must exist), else the config-dir file if present."""
-    from .profiles import _profiles_root
+    from advisor.sources.profiles import _profiles_root
 
     root = _profiles_root().joinpath("prices")
     texts = [(f"profiles/prices/{p.name}", p.read_text(encoding="utf-8"))

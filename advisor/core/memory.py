@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .errors import UsageError
-from .kv import KVLayout, bits_type, kv_layout
-from .machine import Device, Machine
-from .profiles import ModelProfile, QuantTable
-from .units import GIB, MIB
-from .weights import WeightsLayout, weights_layout
+from advisor.errors import UsageError
+from advisor.core.cache import KVLayout, bits_type, kv_layout
+from advisor.core.hardware import Device, Machine
+from advisor.core.formats import QuantTable
+from advisor.core.model import ModelProfile
+from advisor.core.units import GIB, MIB
+from advisor.core.tensors import WeightsLayout, weights_layout
 
 ENGINES = ("llama.cpp", "ollama", "vllm")
 GGUF_ENGINES = ("llama.cpp", "ollama")  # the engines that load a GGUF file as it is

@@ -1,4 +1,4 @@
-"""Whole-system power while decoding, prefilling and idling. Pure functions over profiles/power.toml.
+"""Whole-system power while decoding, prefilling and idling. Pure functions over the figures of profiles/power.toml (advisor/sources/power.py loads them).
 
 Discrete GPUs (a PC):
 
@@ -15,10 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import ProfileError
-from .machine import Machine
-from .memory import Estimate
-from .profiles import _profiles_root, parse_toml
+from advisor.core.hardware import Machine
+from advisor.core.memory import Estimate
 
 
 @dataclass(frozen=True)
@@ -47,57 +45,6 @@ class Power:
     source: str  # "model" | "--watts" | "unknown"
     terms: dict
     notes: tuple[str, ...] = ()
-
-
-_FIELDS = {
-    "discrete": ("decode_fraction", "decode_fraction_low", "decode_fraction_high", "prefill_fraction",
-                 "idle_board_watts"),
-    "pc": ("idle_watts", "cpu_decode_watts", "host_active_watts", "psu_efficiency"),
-    "unified": ("watts_per_gb_s", "range_fraction", "idle_watts"),
-}
-
-
-def parse_power_model(text: str, where: str) -> PowerModel:
-    data = parse_toml(text, where)
-    values = {}
-    for table, keys in _FIELDS.items():
-        section = data.get(table)
-        if not isinstance(section, dict):
-            raise ProfileError(f"{where}: missing table [{table}]")
-        for key in keys:
-            value = section.get(key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ProfileError(f"{where}: [{table}] {key} must be a non-negative number, got {value!r}")
-            values[f"{table}.{key}"] = float(value)
-    if not 0 < values["pc.psu_efficiency"] <= 1:
-        raise ProfileError(f"{where}: [pc] psu_efficiency must be in (0, 1], got {values['pc.psu_efficiency']}")
-    measured = {}
-    for i, row in enumerate(data["unified"].get("measured", [])):
-        watts = row.get("decode_watts") if isinstance(row, dict) else None
-        if not isinstance(row, dict) or not isinstance(row.get("id"), str) or isinstance(watts, bool) \
-                or not isinstance(watts, (int, float)) or watts <= 0 or not row.get("source"):
-            raise ProfileError(f"{where}: unified.measured[{i}] needs id, a positive decode_watts and a source")
-        measured[row["id"]] = (float(watts), row["source"])
-    return PowerModel(
-        decode_fraction=values["discrete.decode_fraction"],
-        decode_fraction_low=values["discrete.decode_fraction_low"],
-        decode_fraction_high=values["discrete.decode_fraction_high"],
-        prefill_fraction=values["discrete.prefill_fraction"],
-        idle_board_watts=values["discrete.idle_board_watts"],
-        pc_idle_watts=values["pc.idle_watts"],
-        cpu_decode_watts=values["pc.cpu_decode_watts"],
-        host_active_watts=values["pc.host_active_watts"],
-        psu_efficiency=values["pc.psu_efficiency"],
-        unified_watts_per_gb_s=values["unified.watts_per_gb_s"],
-        unified_range_fraction=values["unified.range_fraction"],
-        unified_idle_watts=values["unified.idle_watts"],
-        measured=measured,
-    )
-
-
-def load_power_model() -> PowerModel:
-    text = _profiles_root().joinpath("power.toml").read_text(encoding="utf-8")
-    return parse_power_model(text, "profiles/power.toml")
 
 
 def system_power(est: Estimate, machine: Machine, model: PowerModel, compute_share: float = 0.0,

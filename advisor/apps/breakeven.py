@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .cost import Comparison, LocalRun, Usage, compare, kwh_per_million_tokens
-from .machine import Machine
-from .memory import Estimate
-from .power import Power
-from .prices import ApiPrice
-from .speed import Speed
+from advisor.core.cost import Comparison, LocalRun, Usage, compare, kwh_per_million_tokens
+from advisor.core.hardware import Machine
+from advisor.core.memory import Estimate
+from advisor.core.power import Power
+from advisor.sources.prices import ApiPrice
+from advisor.core.speed import Speed
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .machine import Device, Machine
-from .memory import Estimate
+from advisor.core.hardware import Device, Machine
+from advisor.core.memory import Estimate
 
 # (bandwidth efficiency, seconds of per-layer overhead), least-squares fit on relative error of
 # throughput.csv decode rows, by backend.
@@ -89,7 +89,7 @@ def _device_fit(device: Device):
 
 @lru_cache(maxsize=1)  # estimate_speed runs once per row of a check grid
 def _segments() -> dict[str, str]:
-    from .catalog import load_catalog
+    from advisor.sources.catalog import load_catalog
 
     return {s.id: s.segment for s in load_catalog()}
 

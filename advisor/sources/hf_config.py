@@ -13,8 +13,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ProfileError
-from .profiles import ModelProfile, model_from_fields
+from advisor.errors import ProfileError
+from advisor.core.model import ModelProfile
+from advisor.sources.profiles import model_from_fields
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 # Bytes per parameter of the checkpoint dtype (config.json `torch_dtype`), to turn a safetensors index's
@@ -46,7 +47,7 @@ class HFType:
 
 
 def load_hf_types() -> dict[str, HFType]:
-    from .profiles import _profiles_root, parse_toml
+    from advisor.sources.profiles import _profiles_root, parse_toml
 
     where = "profiles/hf_types.toml"
     doc = parse_toml(_profiles_root().joinpath("hf_types.toml").read_text(encoding="utf-8"), where)
@@ -240,8 +241,8 @@ def profile_from_config(cfg: dict, where: str, model_id: str, types: dict[str, H
 
 def _check_params(profile: ModelProfile, cfg: dict, where: str) -> list[str]:
     """Compare the parameter count computed from the architecture with what the checkpoint says, if it says."""
-    from .profiles import load_registry
-    from .weights import weights_layout
+    from advisor.sources.profiles import load_registry
+    from advisor.core.tensors import weights_layout
 
     quants = load_registry().quants
     computed = weights_layout(profile, quants.recipe("BF16"), quants).params

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from .machine import Machine
-from .memory import CUDA_RUNTIME_BYTES, Estimate
-from .output import Document, Table, scalars
-from .units import GIB, fmt_gib, fmt_mib, fmt_tokens
+from advisor.core.hardware import Machine
+from advisor.core.memory import CUDA_RUNTIME_BYTES, Estimate
+from advisor.present.output import Document, Table, scalars
+from advisor.core.units import GIB, fmt_gib, fmt_mib, fmt_tokens
 
 PLACEMENT_WORDS = {"gpu": "GPU", "gpu+cpu": "GPU+RAM", "cpu": "RAM", "none": "no fit"}
 
@@ -63,7 +63,7 @@ def _tok_s(value) -> str:
 
 def check_table(estimates: list[Estimate], machine: Machine) -> Table:
     """One row per model x quant x KV type (the full KV layout is in fit and `advisor models`)."""
-    from .speed import estimate_speed
+    from advisor.core.speed import estimate_speed
 
     rows = []
     for e in estimates:
@@ -80,7 +80,7 @@ def check_table(estimates: list[Estimate], machine: Machine) -> Table:
 
 
 def check_document(machine: Machine, estimates: list[Estimate]) -> Document:
-    from .api import result_dict
+    from advisor.api import result_dict
 
     results = [result_dict(e, machine) for e in estimates]
     head = machine_lines(machine)
@@ -114,7 +114,7 @@ def _what_if_summary(estimates: list[Estimate]) -> list[str]:
 
 
 def fit_document(machine: Machine, e: Estimate, explain: bool) -> Document:
-    from .api import result_dict
+    from advisor.api import result_dict
 
     head = machine_lines(machine) + [engine_line(e)]
     out = []
@@ -129,7 +129,7 @@ def fit_document(machine: Machine, e: Estimate, explain: bool) -> Document:
     verdict = PLACEMENT_WORDS[e.placement]
     out.append(f"  runs on          {verdict}" + (f" ({e.gpu_layers} of {_units(e)} layers on GPU)" if e.placement == "gpu+cpu" else ""))
     out.append(f"  max context on GPU: {e.max_context if e.max_context is not None else 'none (does not fit on the GPU at any context)'}")
-    from .speed import estimate_speed
+    from advisor.core.speed import estimate_speed
 
     speed = estimate_speed(e, machine)
     if speed.decode_range:

@@ -19,19 +19,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from .catalog import HardwareSpec
-from .cost import DAYS_PER_MONTH, MONTHS_PER_YEAR, TOKENS_PER_UNIT, LocalRun, Usage, busy_hours, compare
-from .errors import UsageError
-from .hardware import simulated_machine
-from .machine import Machine
-from .memory import (EngineSettings, Estimate, KVChoice, engine_context, estimate, fits_on_gpus, per_sequence_context,
-                     weights_bytes)
-from .power import PowerModel, system_power
-from .prices import ApiPrice, Rental
-from .profiles import ModelProfile, QuantTable
-from .speed import estimate_speed
-from .units import GIB
-from .weights import WeightsLayout
+from advisor.sources.catalog import HardwareSpec
+from advisor.core.cost import DAYS_PER_MONTH, MONTHS_PER_YEAR, TOKENS_PER_UNIT, LocalRun, Usage, busy_hours, compare
+from advisor.errors import UsageError
+from advisor.detect.simulated import simulated_machine
+from advisor.core.hardware import Machine
+from advisor.core.memory import (EngineSettings, Estimate, KVChoice, engine_context, estimate, fits_on_gpus, per_sequence_context, weights_bytes)
+from advisor.core.power import PowerModel, system_power
+from advisor.sources.prices import ApiPrice, Rental
+from advisor.core.formats import QuantTable
+from advisor.core.model import ModelProfile
+from advisor.core.speed import estimate_speed
+from advisor.core.units import GIB
+from advisor.core.tensors import WeightsLayout
 
 # The precision ladder, best first. Weights: llama.cpp's common file types from F16 down to Q2_K (llama-quantize
 # names, profiles/quants.toml); vLLM: BF16 safetensors, FP8, AWQ 4-bit. KV: llama.cpp's f16 / q8_0 / q4_0

@@ -1,0 +1,28 @@
+"""Observed facts about this machine: NVIDIA GPUs (nvml), RAM (host), Apple Silicon (apple); and machines
+described instead of observed (simulated). Each field that could not be read is None with a note saying why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from advisor.core.hardware import Machine
+from advisor.detect.apple import _sysctl, detect_apple
+from advisor.detect.host import detect_ram
+from advisor.detect.nvml import detect_gpus
+
+
+def detect_machine(nvml=None, cgroup_root: Path = Path("/sys/fs/cgroup"), sysctl=_sysctl, system=None, arch=None) -> Machine:
+    gpus, notes, _ = detect_gpus(nvml)
+    total, available, ram_notes = detect_ram(cgroup_root)
+    notes += ram_notes
+    source = "nvml" if gpus else "none"
+    if not gpus:
+        apple, apple_notes = detect_apple(sysctl, system, arch)
+        notes += apple_notes
+        if apple is not None:
+            gpus, source = (apple,), "apple"
+            notes = [n for n in notes if not n.startswith(("no NVIDIA", "NVML"))]
+        else:
+            notes.append("no GPU found: evaluating CPU-only")
+    return Machine(source=source, gpus=tuple(gpus), ram_total_bytes=total, ram_available_bytes=available,
+                   notes=tuple(notes))

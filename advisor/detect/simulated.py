@@ -1,0 +1,81 @@
+"""Machines described instead of detected: catalog GPUs (`--gpu "2x RTX 3090"`), a custom card, a RAM size."""
+
+from __future__ import annotations
+
+import re
+
+from advisor.core.hardware import Device, Machine
+from advisor.core.units import GIB
+from advisor.detect.apple import apple_working_set_bytes
+from advisor.detect.nvml import _fp16
+from advisor.errors import UsageError
+from advisor.sources.catalog import HardwareSpec, find_hardware
+
+# Unified-memory PCs (DGX Spark, Strix Halo) share RAM with the GPU like a Mac does.
+UNIFIED_KINDS = ("apple", "unified")
+
+_COUNT = re.compile(r"^\s*(\d+)\s*[x×*]\s*(.+)$", re.IGNORECASE)
+MAX_SIMULATED_GPUS = 64
+
+
+def parse_gpu_spec(text: str) -> tuple[int, HardwareSpec]:
+    """'2x RTX 3090' -> (2, spec); 'RTX 4090' -> (1, spec)."""
+    match = _COUNT.match(text)
+    count, name = (int(match.group(1)), match.group(2)) if match else (1, text)
+    if not 1 <= count <= MAX_SIMULATED_GPUS:
+        raise UsageError(f"GPU count must be between 1 and {MAX_SIMULATED_GPUS}, got {count} in '{text}'")
+    spec = find_hardware(name)
+    if spec.kind == "cpu":
+        raise UsageError(f"'{spec.name}' is a CPU memory configuration, not a GPU; give --ram and --cpu-bandwidth")
+    return count, spec
+
+
+def simulated_machine(
+    gpus: tuple[str, ...] = (),
+    vram_gib: float | None = None,
+    bandwidth_gb_s: float | None = None,
+    ram_gib: float | None = None,
+    cpu_bandwidth_gb_s: float | None = None,
+) -> Machine:
+    """A machine from the catalog (`--gpu`), a custom card (`--vram`/`--bandwidth`) and `--ram`."""
+    for label, value in (("--vram", vram_gib), ("--ram", ram_gib), ("--bandwidth", bandwidth_gb_s),
+                         ("--cpu-bandwidth", cpu_bandwidth_gb_s)):
+        if value is not None and not value > 0:
+            raise UsageError(f"{label} must be a positive number, got {value}")
+    devices: list[Device] = []
+    notes: list[str] = []
+    ram_bytes = int(ram_gib * GIB) if ram_gib else None
+    for text in gpus:
+        count, spec = parse_gpu_spec(text)
+        if spec.kind in UNIFIED_KINDS:
+            if count != 1:
+                raise UsageError(f"{spec.name} is a single unified-memory system; give it once")
+            if ram_bytes is None:
+                ram_bytes = int((spec.memory_gib or 0) * GIB)
+                notes.append(f"{spec.name}: no --ram given, assuming the largest configuration ({spec.memory_gib:g} GB)")
+            devices.append(Device(
+                name=spec.name, kind="apple", memory_total_bytes=apple_working_set_bytes(ram_bytes),
+                bandwidth_gb_s=spec.bandwidth_gb_s, fp16_tflops=_fp16(spec), catalog_id=spec.id,
+                index=len(devices), notes=("GPU share of unified memory (working set)",),
+            ))
+            continue
+        memory = int(spec.memory_gib * GIB) if spec.memory_gib else None
+        if vram_gib is not None:
+            memory = int(vram_gib * GIB)
+        for _ in range(count):
+            devices.append(Device(
+                name=spec.name, kind="gpu", memory_total_bytes=memory, bandwidth_gb_s=bandwidth_gb_s or spec.bandwidth_gb_s,
+                fp16_tflops=_fp16(spec), power_limit_watts=spec.tdp_watts, catalog_id=spec.id, index=len(devices),
+            ))
+    if not gpus and vram_gib is not None:
+        devices.append(Device(name=f"custom GPU ({vram_gib:g} GiB)", kind="gpu", memory_total_bytes=int(vram_gib * GIB),
+                              bandwidth_gb_s=bandwidth_gb_s, index=0))
+        if bandwidth_gb_s is None:
+            notes.append("custom GPU: bandwidth unknown (give --bandwidth)")
+    if not devices:
+        notes.append("no GPU given: evaluating CPU-only")
+    if ram_bytes is None:
+        notes.append("no --ram given: RAM not checked")
+    return Machine(source="simulated", gpus=tuple(devices), ram_total_bytes=ram_bytes, ram_available_bytes=ram_bytes,
+                   cpu_bandwidth_gb_s=cpu_bandwidth_gb_s, notes=tuple(notes))
+
