@@ -14,7 +14,8 @@ from advisor.sources.hf_config import Imported
 from advisor.detect import detect_machine
 from advisor.detect.simulated import simulated_machine
 from advisor.core.hardware import Device, Machine
-from advisor.core.memory import EngineSettings, Estimate, KVChoice, estimate, kv_bytes_per_token, weights_bytes
+from advisor.apps.estimate import estimate, kv_bytes_per_token, weights_bytes
+from advisor.core.memory import EngineSettings, Estimate, KVChoice
 from advisor.sources.model_files import load_model
 from advisor.core.model import ModelProfile
 from advisor.sources.profiles import load_registry

@@ -10,13 +10,13 @@ import sys
 
 import click
 
-from advisor import __version__
+from advisor import __version__, engines
 from advisor.errors import AdvisorError
 
 FORMATS = ("table", "json", "csv", "markdown")  # advisor.output.FORMATS; repeated so --help needs no import
 
-DEFAULT_QUANT = {"llama.cpp": "Q4_K_M", "ollama": "Q4_K_M", "vllm": "BF16"}
-DEFAULT_KV_TYPES = {"llama.cpp": ("f16", "q8_0", "q4_0"), "ollama": ("f16", "q8_0", "q4_0"), "vllm": ("f16", "fp8")}
+ENGINE_CHOICES = engines.names()  # the registry: one module per engine under advisor/engines/
+DEFAULT_ENGINE = ENGINE_CHOICES[0]
 MAX_CONTEXT_TOKENS = 1 << 24  # 16M tokens: anything larger is a typo, not a context
 DEFAULT_TOKENS_PER_DAY = 1_000_000
 DEFAULT_INPUT_SHARE = 0.75  # 3 input tokens per output token: chat with history or retrieved context (an assumption)
@@ -45,7 +45,7 @@ def machine_options(f):
 
 def engine_options(f):
     options = [
-        click.option("--engine", type=click.Choice(["llama.cpp", "ollama", "vllm"]), default="llama.cpp",
+        click.option("--engine", type=click.Choice(ENGINE_CHOICES), default=DEFAULT_ENGINE,
                      show_default=True, help="Inference engine whose memory behaviour to model."),
         click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Slots (llama.cpp --parallel, OLLAMA_NUM_PARALLEL) or concurrent sequences (vLLM)."),
@@ -217,8 +217,8 @@ def check(gpus, vram, bandwidth, ram, models, quants, kv_types, contexts, what_i
     estimates = check_grid(
         machine, settings,
         models=models or None,
-        quants=quants or (DEFAULT_QUANT[engine],),
-        kv_types=kv_types or DEFAULT_KV_TYPES[engine],
+        quants=quants or (engines.get(engine).default_quant,),
+        kv_types=kv_types or engines.get(engine).check_kv_types,
         contexts=contexts or (None,),
         include_what_if=what_if,
         quants_given=bool(quants),
@@ -259,7 +259,7 @@ def fit(model, gpus, vram, bandwidth, ram, quant, context, kv_type, kv_type_k, k
     machine = _machine(gpus, vram, bandwidth, ram, quiet)
     settings = _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util)
     kv = KVChoice(k=kv_type_k or kv_type, v=kv_type_v or kv_type, bits=kv_bits)
-    est = fit_one(model, quant, kv, settings, context, machine, default_quant=DEFAULT_QUANT[engine])
+    est = fit_one(model, quant, kv, settings, context, machine, default_quant=engines.get(engine).default_quant)
     _emit(fit_document(machine, est, explain), fmt, quiet, _import_warnings([model]))
 
 
@@ -409,7 +409,7 @@ def _kwh_price(kwh_price, region, tables, currency, fx) -> tuple[float, list[str
 @click.option("--kv-type", metavar="TYPE", default="f16", show_default=True, help="KV cache type.")
 @click.option("--context", type=int, callback=_positive_context, default=DEFAULT_BREAKEVEN_CONTEXT, show_default=True,
               metavar="TOKENS", help="Context per sequence; decode speed is taken with a full cache of this size.")
-@click.option("--engine", type=click.Choice(["llama.cpp", "ollama", "vllm"]), default="llama.cpp", show_default=True)
+@click.option("--engine", type=click.Choice(ENGINE_CHOICES), default=DEFAULT_ENGINE, show_default=True)
 @click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=1, show_default=True, metavar="N",
               help="Sequences decoded together (batched): more tokens/s for the same weights read.")
 @money_options
@@ -444,7 +444,8 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
     from advisor.apps.breakeven import breakeven as compute, default_hardware_price, default_model
     from advisor.sources.catalog import load_catalog
     from advisor.core.cost import Usage
-    from advisor.core.memory import EngineSettings, KVChoice, engine_context, estimate
+    from advisor.apps.estimate import engine_context, estimate
+    from advisor.core.memory import EngineSettings, KVChoice
     from advisor.core.power import fixed_power, system_power
     from advisor.sources.power import load_power_model
     from advisor.sources.prices import load_prices
@@ -458,7 +459,7 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
     price, price_notes = _kwh_price(*_electricity_source(ctx, kwh_price, region), tables, code, rate)
     machine = _machine(gpus, vram, bandwidth, ram, quiet)
     registry = load_registry()
-    quant = quant or DEFAULT_QUANT[engine]
+    quant = quant or engines.get(engine).default_quant
     settings = EngineSettings(name=engine, parallel=concurrency)
     kv = KVChoice(kv_type, kv_type)
     registry.quants.recipe(quant)
@@ -472,6 +473,9 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
         model, why = default_model(lambda m: run(m).placement == "gpu", lambda m: run(m).fits)
         notes.insert(0, f"model {model}: {why}")
     est = run(model)
+    if est.fits is None:
+        raise AdvisorError(f"whether {est.model} {quant} fits is unknown: " + "; ".join(
+            n for n in est.notes if "unknown" in n) + " (give --ram)")
     if not est.fits:
         raise AdvisorError(f"{est.model} {quant} does not fit on this machine at {context} tokens"
                            + (f" x {concurrency} sequences" if concurrency > 1 else "")
@@ -522,7 +526,7 @@ DEFAULT_PLAN_REGION = "US"  # electricity when none is given and the currency is
               metavar="N", help="Decode speed each sequence must reach with a full cache.")
 @click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=1, show_default=True, metavar="N",
               help="Sequences served at once (each with --context tokens).")
-@click.option("--engine", type=click.Choice(["llama.cpp", "ollama", "vllm"]), default="llama.cpp", show_default=True)
+@click.option("--engine", type=click.Choice(ENGINE_CHOICES), default=DEFAULT_ENGINE, show_default=True)
 @click.option("--max-gpus", type=click.IntRange(min=1, max=16), default=DEFAULT_MAX_GPUS, show_default=True,
               metavar="N", help="Most GPUs of one kind in a box (Apple and CPU-only: always one).")
 @click.option("--budget", type=click.FloatRange(min=0), metavar="PRICE",
@@ -582,8 +586,10 @@ def plan(model, context, min_tokens_per_s, concurrency, engine, max_gpus, budget
     registry = load_registry()
     targets = planner.Targets(src.profile.id, context, min_tokens_per_s, concurrency, engine, max_gpus, ram, budget)
     econ = planner.Economics(price, code, rate, tokens_per_day, input_share, years)
-    if src.weights is not None and engine == "vllm":
-        raise _usage("a GGUF file runs on llama.cpp or Ollama, not vLLM")
+    if src.weights is not None and not engines.get(engine).loads_gguf:
+        from advisor.engines.base import gguf_engines
+
+        raise _usage(f"a GGUF file runs on {' or '.join(gguf_engines())}, not {engine}")
     subject = planner.Model(src.profile, src.weights, src.quant if src.weights is not None else "")
     buy, buy_notes = planner.purchase_options(load_catalog(), targets, rate)
     rent, rent_notes = planner.rental_options(tables.rentals, find_hardware, targets, rate)

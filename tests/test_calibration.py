@@ -6,7 +6,9 @@ import re
 import pytest
 
 from advisor.core.hardware import Device, Machine
-from advisor.core.memory import EngineSettings, KVChoice, compute_buffer_bytes, estimate, host_compute_bytes
+from advisor.apps.estimate import estimate
+from advisor.core.memory import EngineSettings, KVChoice
+from advisor.engines.llamacpp import compute_buffer_bytes, host_compute_bytes
 from advisor.core.units import GIB, MIB
 from conftest import DATA
 
@@ -116,7 +118,7 @@ def test_vllm_block_counts_follow_from_kv_bytes_per_token(row_id, registry):
     row = ROWS[row_id]
     blocks = int(re.search(r"GPU blocks: (\d+)", row["kv_total_mib"]).group(1))
     kv_gib = float(re.search(r"kv_cache_size=([\d.]+)GiB", row["kv_total_mib"]).group(1))
-    from advisor.core.memory import kv_bytes_per_token
+    from advisor.apps.estimate import kv_bytes_per_token
 
     per_token = kv_bytes_per_token(registry.model("llama-3.1-8b"), KVChoice(), EngineSettings(name="vllm"), registry.quants)
     assert per_token == 128 * 1024

@@ -104,7 +104,8 @@ def test_mig_capable_but_disabled_reports_the_whole_gpu():
 
 
 def test_busy_gpu_verdict_uses_free_memory_and_says_so(monkeypatch, registry):
-    from advisor.core.memory import EngineSettings, KVChoice, estimate
+    from advisor.apps.estimate import estimate
+    from advisor.core.memory import EngineSettings, KVChoice
 
     fake = FakeNVML([gpu("NVIDIA GeForce RTX 4090", 24, free_gib=6)])
     monkeypatch.setattr(nvml, "_load_nvml", lambda: fake)

@@ -16,7 +16,8 @@ from advisor.cli import main
 from advisor.errors import AdvisorError, ProfileError
 from advisor.sources.hf_config import import_config, profile_from_config
 from advisor.core.hardware import Machine
-from advisor.core.memory import EngineSettings, KVChoice, estimate, kv_bytes_per_token
+from advisor.apps.estimate import estimate, kv_bytes_per_token
+from advisor.core.memory import EngineSettings, KVChoice
 from advisor.sources.model_files import import_file
 from advisor.sources.profiles import load_registry
 from advisor.core.tensors import weights_layout

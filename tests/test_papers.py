@@ -2,7 +2,8 @@
 
 import pytest
 
-from advisor.core.memory import EngineSettings, KVChoice, kv_bytes_per_token
+from advisor.apps.estimate import kv_bytes_per_token
+from advisor.core.memory import EngineSettings, KVChoice
 
 VLLM = EngineSettings(name="vllm")  # caches the MLA latent only, as the paper describes
 
@@ -44,7 +45,7 @@ def test_yoco_cache_per_token_is_l_times_smaller(registry):
 def test_kv_compression_does_not_bring_70b_to_a_24gb_gpu(registry):
     """The seed post's hope, answered: the cache shrinks, the weights do not."""
     from advisor.detect.simulated import simulated_machine
-    from advisor.core.memory import estimate
+    from advisor.apps.estimate import estimate
 
     machine = simulated_machine(("RTX 4090",), ram_gib=64)
     for variant in ("llama-3-70b-mla", "llama-3-70b-yoco"):

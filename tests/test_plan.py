@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from advisor.apps import plan as P
 from advisor.sources.catalog import find_hardware, load_catalog
 from advisor.cli import main
-from advisor.core.memory import EngineSettings, KVChoice, engine_context, estimate
+from advisor.apps.estimate import engine_context, estimate
+from advisor.core.memory import EngineSettings, KVChoice
 from advisor.sources.power import load_power_model
 from advisor.sources.prices import load_prices
 from advisor.sources.profiles import load_registry

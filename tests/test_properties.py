@@ -4,7 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from advisor.core.hardware import Device, Machine
-from advisor.core.memory import EngineSettings, KVChoice, context_step, estimate
+from advisor.apps.estimate import context_step, estimate
+from advisor.core.memory import EngineSettings, KVChoice
 from advisor.sources.profiles import load_registry
 from advisor.core.units import GIB
 
@@ -59,7 +60,7 @@ def test_max_context_fits_and_one_step_more_does_not(model, quant, kv, engine, g
     assert at_max.placement == "gpu"
     assert est.max_context <= est.model_max_context
     if est.max_context < est.model_max_context:
-        step = context_step(engine.resolved(kv_quantized=kvc.k != "f16" or kvc.v != "f16"))
+        step = context_step(engine, kvc, REG.quants)
         beyond = estimate(m, quant, kvc, engine, est.max_context + step, machine, REG.quants)
         assert beyond.placement != "gpu"
 

@@ -7,7 +7,8 @@ import statistics
 import pytest
 
 from advisor.core.hardware import Device, Machine
-from advisor.core.memory import EngineSettings, KVChoice, estimate
+from advisor.apps.estimate import estimate
+from advisor.core.memory import EngineSettings, KVChoice
 from advisor.core.speed import estimate_speed
 from advisor.core.units import GIB
 from conftest import DATA

@@ -20,11 +20,14 @@ import re
 from dataclasses import dataclass, replace
 
 from advisor.sources.catalog import HardwareSpec
+from advisor.core.deployment import Deployment
 from advisor.core.cost import DAYS_PER_MONTH, MONTHS_PER_YEAR, TOKENS_PER_UNIT, LocalRun, Usage, busy_hours, compare
 from advisor.errors import UsageError
 from advisor.detect.simulated import simulated_machine
 from advisor.core.hardware import Machine
-from advisor.core.memory import (EngineSettings, Estimate, KVChoice, engine_context, estimate, fits_on_gpus, per_sequence_context, weights_bytes)
+from advisor import engines
+from advisor.apps.estimate import engine_context, estimate, fits_on_gpus, per_sequence_context, weights_bytes
+from advisor.core.memory import EngineSettings, Estimate, KVChoice
 from advisor.core.power import PowerModel, system_power
 from advisor.sources.prices import ApiPrice, Rental
 from advisor.core.formats import QuantTable
@@ -33,17 +36,8 @@ from advisor.core.speed import estimate_speed
 from advisor.core.units import GIB
 from advisor.core.tensors import WeightsLayout
 
-# The precision ladder, best first. Weights: llama.cpp's common file types from F16 down to Q2_K (llama-quantize
-# names, profiles/quants.toml); vLLM: BF16 safetensors, FP8, AWQ 4-bit. KV: llama.cpp's f16 / q8_0 / q4_0
-# (--cache-type-k/-v), vLLM's auto (f16) / fp8. Weight precision is given up before cache precision: a q8_0 cache
-# is close to lossless, a lower weight type is not.
-WEIGHT_LADDER = {
-    "llama.cpp": ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K"),
-    "ollama": ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K"),
-    "vllm": ("BF16", "FP8", "AWQ"),
-}
-KV_LADDER = {"llama.cpp": ("f16", "q8_0", "q4_0"), "ollama": ("f16", "q8_0", "q4_0"), "vllm": ("f16", "fp8")}
-GPU_ONLY_ENGINES = ("vllm",)  # engines that need a discrete CUDA/ROCm GPU: no Apple, unified or CPU-only options
+# The precision ladders, best first, are each engine's (engine.weight_ladder / kv_ladder in advisor/engines): weight
+# precision is given up before cache precision (a q8_0 cache is close to lossless, a lower weight type is not).
 SORTS = ("tco", "price", "speed", "context", "watts")
 # Speeds closer than this are a tie when one option hides another: the decode model's median error is 4.3%
 # (README, measured against throughput.csv), so a smaller difference says nothing.
@@ -134,6 +128,13 @@ class Candidate:
     breakeven_tokens_per_month: float | None = None
     comparisons: tuple[dict, ...] = ()  # against every API of the tier: name, payback, break-even volume, savings
     notes: tuple[str, ...] = ()
+    deployment: Deployment | None = None  # how the engine spreads the model over the option's GPUs
+
+    @property
+    def label(self) -> str:
+        """The option, with the engine's parallelism when it is not plain (vLLM on 3 GPUs: "... PP3")."""
+        d = self.deployment
+        return f"{self.option.label} {d.label}" if d is not None and d.pp > 1 else self.option.label
 
     def as_dict(self) -> dict:
         o = self.option
@@ -151,6 +152,7 @@ class Candidate:
             "breakeven_tokens_per_month": self.breakeven_tokens_per_month,
             "api_comparisons": list(self.comparisons),
             "meets_targets": self.meets_targets, "why": self.why, "notes": list(self.notes),
+            "deployment": self.deployment.as_dict() if self.deployment else None,
         }
 
 
@@ -172,7 +174,7 @@ def short_name(spec: HardwareSpec) -> str:
 def purchase_options(catalog: tuple[HardwareSpec, ...], targets: Targets, fx: float) -> tuple[list[Option], list[str]]:
     """Every catalog entry as a machine to buy, and notes on what was left out."""
     out, notes = [], []
-    gpu_only = targets.engine in GPU_ONLY_ENGINES
+    gpu_only = engines.get(targets.engine).gpu_only
     skipped = []
     for spec in catalog:
         if spec.kind == "gpu":
@@ -222,6 +224,8 @@ def rental_options(rentals: tuple[Rental, ...], find, targets: Targets, fx: floa
             continue
         if spec.kind != "gpu" or spec.memory_gib is None:
             continue
+        if r.gpu_count > targets.max_gpus:  # --max-gpus bounds rented boxes too
+            continue
         machine = simulated_machine((f"{r.gpu_count}x {spec.id}",), ram_gib=targets.ram_gib)
         out.append(Option(f"{r.gpu_count}x {short_name(spec)} ({r.provider})", spec, r.gpu_count, machine,
                           rental=r, price_basis=f"{r.provider} {r.offer}: {r.source}", rent_per_hour=r.usd_per_hour * fx))
@@ -248,8 +252,8 @@ def evaluate(option: Option, model: Model, targets: Targets, econ: Economics, qu
     engine = EngineSettings(name=targets.engine, parallel=targets.concurrency)
     context = engine_context(targets.context, engine)  # every one of `concurrency` sequences holds the target
     machine = option.machine
-    ladder = (model.file_quant,) if model.weights is not None else WEIGHT_LADDER[targets.engine]
-    kv_ladder = KV_LADDER[targets.engine]
+    ladder = (model.file_quant,) if model.weights is not None else engines.get(targets.engine).weight_ladder
+    kv_ladder = engines.get(targets.engine).kv_ladder
     wanted = "cpu" if not machine.gpus else "gpu"
     budget = option.memory_bytes
     rejected: list[str] = []
@@ -312,7 +316,7 @@ def evaluate(option: Option, model: Model, targets: Targets, econ: Economics, qu
     if wanted == "gpu" and est.placement == "gpu+cpu":
         why += " on the GPU (the rest would spill to RAM)"
     return Candidate(option, False, why, q, kv, est.placement, False, reach, weights_bytes=est.weights_bytes,
-                     kv_bytes=est.kv_bytes)
+                     kv_bytes=est.kv_bytes, deployment=est.deployment)
 
 
 def _largest_fitting(fits, lo: int, hi: int) -> int:
@@ -334,7 +338,9 @@ def _priced(option: Option, meets: bool, why: str, est: Estimate, max_context: i
     notes = list(speed.notes)
     decode, prefill = speed.decode_tokens_per_s, speed.prefill_tokens_per_s
     power = system_power(est, option.machine, power_model, speed.compute_share, speed.gpu_busy_share)
-    base = dict(quant=est.quant, kv_type=est.kv_type, placement=est.placement, holds_context=True,
+    if est.deployment is not None and est.deployment.why:
+        notes.append(est.deployment.why)
+    base = dict(quant=est.quant, kv_type=est.kv_type, placement=est.placement, holds_context=True, deployment=est.deployment,
                 max_context=max_context, decode_tokens_per_s=decode, prefill_tokens_per_s=prefill,
                 weights_bytes=est.weights_bytes, bits_per_weight=est.bits_per_weight, kv_bytes=est.kv_bytes,
                 watts=power.decode_watts)

@@ -17,7 +17,8 @@ from pathlib import Path
 from advisor.sources.catalog import find_by_nvml_name, find_hardware
 from advisor.errors import AdvisorError, UsageError
 from advisor.core.hardware import Device, Machine
-from advisor.core.memory import EngineSettings, KVChoice, estimate
+from advisor.apps.estimate import estimate
+from advisor.core.memory import EngineSettings, KVChoice
 from advisor.core.speed import estimate_speed
 from advisor.core.units import GIB, MIB
 
@@ -126,7 +127,8 @@ def _device(name: str, kind: str, memory: int, bandwidth: float | None, spec, in
     from advisor.detect.nvml import _fp16
 
     return Device(name=name, kind=kind, memory_total_bytes=memory, bandwidth_gb_s=bandwidth,
-                  fp16_tflops=_fp16(spec) if spec else None, catalog_id=spec.id if spec else None, index=index)
+                  fp16_tflops=_fp16(spec) if spec else None, catalog_id=spec.id if spec else None, index=index,
+                  segment=spec.segment if spec else "")
 
 
 # ------------------------------------------------------------------ memory rows

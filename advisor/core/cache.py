@@ -1,18 +1,25 @@
-"""KV-cache layout: bytes per cached token for every layer, by attention type and element type.
+"""The cache, one spec per layer: what each layer keeps per token or per sequence, and how it shards.
 
-- MHA / GQA / MQA: K and V rows of n_kv_heads x head_dim per layer.
-- Sliding-window layers keep at most `window` tokens (plus one ubatch in llama.cpp).
-- MLA (DeepSeek-V2/V3): one latent of kv_lora_rank + qk_rope_head_dim per layer ("latent" layout,
-  as vLLM / SGLang / ik_llama.cpp store it); llama.cpp mainline also keeps a separate V latent of
-  kv_lora_rank ("latent+v" layout, 1088 elements per layer for DeepSeek).
-- YOCO: the self-decoder half keeps a window; the cross-decoder half shares ONE global K/V.
-Pure functions; no I/O.
+Kinds (vLLM's v1/kv_cache_interface.py has the same idea, one spec per layer with its page size):
+
+- FullAttention: K and V rows of n_kv_heads x head_dim for every token of the context.
+- SlidingWindow: the same rows for at most `window` tokens per sequence (llama.cpp keeps one ubatch more).
+- MLALatent (DeepSeek-V2/V3): one latent of kv_lora_rank + qk_rope_head_dim per token ("latent", as vLLM / SGLang /
+  ik_llama.cpp store it); llama.cpp mainline also keeps a V latent of kv_lora_rank ("latent+v", 1088 elements per
+  layer for DeepSeek). A latent is one "head": every tensor-parallel rank holds all of it.
+- RecurrentState: a fixed state per *sequence* (Mamba, Gated DeltaNet, short conv), whatever the context.
+- SharedCache: reads another layer's cache (YOCO's cross-decoder, Gemma 3n's shared layers): 0 bytes.
+- NoCache: a layer that caches nothing.
+
+Each spec gives its bytes for a number of cells (tokens the engine allocates, see `Allocation`) and sequences, and
+its share under tensor parallelism. A model's cache is a `CacheLayout`: a tuple of specs, one per layer. Pure; no I/O.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import ClassVar
 
 from advisor.core.formats import ElementType
 from advisor.core.model import ModelProfile
@@ -21,44 +28,184 @@ MLA_LAYOUTS = ("latent", "latent+v")
 
 
 @dataclass(frozen=True)
-class KVLayer:
-    k_row_bytes: int  # bytes per cached token
-    v_row_bytes: int
-    window: int  # 0: caches the whole context; else the most tokens it keeps
+class Allocation:
+    """How an engine hands out cache cells: in steps of `pad_tokens`; in one pool shared by every sequence (llama.cpp's
+    -c) or per sequence (vLLM's pages); `window_extra_tokens` more cells in a sliding-window cache (llama.cpp: one
+    ubatch)."""
+
+    pad_tokens: int = 1
+    pooled: bool = True
+    window_extra_tokens: int = 0
+
+    def pad(self, tokens: int) -> int:
+        return -(-tokens // self.pad_tokens) * self.pad_tokens
+
+    def cells(self, tokens_per_sequence: int, sequences: int = 1) -> int:
+        if self.pooled:
+            return self.pad(tokens_per_sequence * sequences)
+        return self.pad(tokens_per_sequence) * sequences
+
+
+NO_PADDING = Allocation()
+
+
+@dataclass(frozen=True)
+class CacheSpec:
+    """One layer's cache. `k_row_bytes` / `v_row_bytes`: bytes per cached token; `state_bytes`: bytes per sequence;
+    `kv_heads`: the heads the rows hold (what tensor parallelism splits)."""
+
+    kind: ClassVar[str] = "none"
+    k_row_bytes: int = 0
+    v_row_bytes: int = 0
+    state_bytes: int = 0
+    kv_heads: int = 1
 
     @property
     def row_bytes(self) -> int:
         return self.k_row_bytes + self.v_row_bytes
 
+    @property
+    def bytes_per_token(self) -> int:
+        """Growth per token of context once any window is full (0 for windows, states and shared layers)."""
+        return self.row_bytes
+
+    def fills_at(self, sequences: int, alloc: Allocation) -> int | None:
+        """Cells past which this layer stops growing (a window), else None."""
+        return None
+
+    def tokens_kept(self, cells: int, sequences: int, alloc: Allocation) -> int:
+        return cells
+
+    def split_bytes(self, cells: int, sequences: int = 1, alloc: Allocation = NO_PADDING) -> tuple[int, int]:
+        """(K bytes, V bytes) at `cells` allocated cells, as llama.cpp prints them (a state counts as K)."""
+        kept = self.tokens_kept(cells, sequences, alloc)
+        return self.k_row_bytes * kept + self.state_bytes * sequences, self.v_row_bytes * kept
+
+    def bytes(self, cells: int, sequences: int = 1, alloc: Allocation = NO_PADDING) -> int:
+        k, v = self.split_bytes(cells, sequences, alloc)
+        return k + v
+
+    def bytes_for(self, tokens_per_sequence: int, sequences: int, alloc: Allocation) -> int:
+        """Bytes when `sequences` sequences hold `tokens_per_sequence` tokens each, at the engine's granularity."""
+        return self.bytes(alloc.cells(tokens_per_sequence, sequences), sequences, alloc)
+
+    def rank_fraction(self, tp: int) -> tuple[int, int]:
+        """(numerator, denominator) of this layer's cache one of `tp` tensor-parallel ranks holds: heads split over
+        the ranks when there are at least as many as ranks, else each rank keeps a copy of one head."""
+        if tp <= 1 or not self.kv_heads:
+            return 1, 1
+        return max(1, self.kv_heads // tp), self.kv_heads
+
 
 @dataclass(frozen=True)
-class KVLayout:
-    layers: tuple[KVLayer, ...]  # one per model block (layers that cache nothing have 0 bytes)
+class FullAttention(CacheSpec):
+    kind: ClassVar[str] = "full"
+
+
+@dataclass(frozen=True)
+class SlidingWindow(CacheSpec):
+    """At most `window` tokens per sequence. llama.cpp sizes its SWA cache min(n_ctx, n_swa x n_seq + n_ubatch)
+    (llama-kv-cache-iswa.cpp); a paged engine keeps the window of each sequence."""
+
+    kind: ClassVar[str] = "sliding_window"
+    window: int = 0
+
+    @property
+    def bytes_per_token(self) -> int:
+        return 0
+
+    def fills_at(self, sequences: int, alloc: Allocation) -> int | None:
+        if alloc.pooled:
+            return self.window * sequences + alloc.window_extra_tokens
+        return (self.window + alloc.window_extra_tokens) * sequences
+
+    def tokens_kept(self, cells: int, sequences: int, alloc: Allocation) -> int:
+        return min(cells, self.fills_at(sequences, alloc))
+
+
+@dataclass(frozen=True)
+class MLALatent(CacheSpec):
+    """The compressed latent (K row) and, in llama.cpp mainline, a V latent. One head: replicated on every rank."""
+
+    kind: ClassVar[str] = "mla_latent"
+
+    def rank_fraction(self, tp: int) -> tuple[int, int]:
+        return 1, 1
+
+
+@dataclass(frozen=True)
+class RecurrentState(CacheSpec):
+    """A fixed state per sequence (conv + SSM / delta-rule state), split over ranks by heads like attention."""
+
+    kind: ClassVar[str] = "recurrent"
+
+    @property
+    def bytes_per_token(self) -> int:
+        return 0
+
+    def tokens_kept(self, cells: int, sequences: int, alloc: Allocation) -> int:
+        return 0
+
+
+@dataclass(frozen=True)
+class SharedCache(CacheSpec):
+    """Reads the cache of layer `source_layer`; holds nothing itself."""
+
+    kind: ClassVar[str] = "shared"
+    source_layer: int = 0
+
+    def tokens_kept(self, cells: int, sequences: int, alloc: Allocation) -> int:
+        return 0
+
+
+@dataclass(frozen=True)
+class NoCache(CacheSpec):
+    kind: ClassVar[str] = "none"
+
+    def tokens_kept(self, cells: int, sequences: int, alloc: Allocation) -> int:
+        return 0
+
+
+@dataclass(frozen=True)
+class CacheLayout:
+    """A model's cache: one spec per layer, the element types, and a label ("GQA", "MLA latent", "YOCO shared")."""
+
+    layers: tuple[CacheSpec, ...]
     k_type: str
     v_type: str
-    label: str  # "GQA", "MLA latent", "YOCO shared", ...
+    label: str
 
     @property
     def bytes_per_token(self) -> int:
         """Growth per token of context once every window is full: the full-context layers."""
-        return sum(layer.row_bytes for layer in self.layers if not layer.window)
+        return sum(spec.bytes_per_token for spec in self.layers)
 
-    def layer_bytes(self, i: int, cells: int, window_extra: int = 0) -> int:
-        layer = self.layers[i]
-        kept = cells if not layer.window else min(cells, layer.window + window_extra)
-        return layer.row_bytes * kept
+    def layer_bytes(self, i: int, cells: int, sequences: int = 1, alloc: Allocation = NO_PADDING) -> int:
+        return self.layers[i].bytes(cells, sequences, alloc)
 
-    def total_bytes(self, cells: int, window_extra: int = 0) -> int:
-        return sum(self.layer_bytes(i, cells, window_extra) for i in range(len(self.layers)))
+    def total_bytes(self, cells: int, sequences: int = 1, alloc: Allocation = NO_PADDING) -> int:
+        return sum(spec.bytes(cells, sequences, alloc) for spec in self.layers)
 
-    def split_bytes(self, cells: int, window_extra: int = 0) -> tuple[int, int]:
-        """(K bytes, V bytes) at `cells` tokens, as llama.cpp prints them."""
+    def split_bytes(self, cells: int, sequences: int = 1, alloc: Allocation = NO_PADDING) -> tuple[int, int]:
+        """(K bytes, V bytes) over every layer."""
         k = v = 0
-        for layer in self.layers:
-            kept = cells if not layer.window else min(cells, layer.window + window_extra)
-            k += layer.k_row_bytes * kept
-            v += layer.v_row_bytes * kept
+        for spec in self.layers:
+            dk, dv = spec.split_bytes(cells, sequences, alloc)
+            k, v = k + dk, v + dv
         return k, v
+
+    def rank_bytes(self, layers, cells: int, sequences: int, alloc: Allocation, tp: int) -> int:
+        """Bytes one of `tp` tensor-parallel ranks holds for the given layer indices."""
+        total = 0
+        for i in layers:
+            spec = self.layers[i]
+            num, den = spec.rank_fraction(tp)
+            total += spec.bytes(cells, sequences, alloc) * num // den
+        return total
+
+    def breakpoints(self, sequences: int, alloc: Allocation) -> set[int]:
+        """Cells where the cache's growth changes slope (windows filling up)."""
+        return {c for spec in self.layers if (c := spec.fills_at(sequences, alloc)) is not None}
 
 
 def bits_type(bits: int) -> ElementType:
@@ -68,34 +215,35 @@ def bits_type(bits: int) -> ElementType:
 
 # pure and its inputs are frozen: `advisor plan` asks for the same few layouts once per machine in the catalog
 @lru_cache(maxsize=256)
-def kv_layout(
+def cache_layout(
     model: ModelProfile,
     k_type: ElementType,
     v_type: ElementType,
     mla_layout: str = "latent",
     swa_full: bool = False,
-) -> KVLayout:
+) -> CacheLayout:
+    """The per-layer specs of a profile: MLA latents, YOCO's windowed self-decoder plus one shared global cache, or
+    full / sliding-window attention layers."""
     m = model
     if m.attention == "mla":
         latent = m.kv_lora_rank + m.qk_rope_head_dim
         v_elems = m.kv_lora_rank if mla_layout == "latent+v" else 0
-        layer = KVLayer(k_type.row_bytes(latent), v_type.row_bytes(v_elems) if v_elems else 0, 0)
+        spec = MLALatent(k_type.row_bytes(latent), v_type.row_bytes(v_elems) if v_elems else 0)
         label = "MLA latent" if not v_elems else "MLA latent+V"
-        return KVLayout((layer,) * m.layers, k_type.name, v_type.name, label)
+        return CacheLayout((spec,) * m.layers, k_type.name, v_type.name, label)
 
     k_row = k_type.row_bytes(m.kv_heads * m.head_dim)
     v_row = v_type.row_bytes(m.kv_heads * m.head_dim)
     if m.attention == "yoco":
         half = m.layers // 2
         window = m.self_decoder_window
-        self_layers = [KVLayer(k_row, v_row, window) for _ in range(half)]
-        shared = KVLayer(k_row, v_row, 0)  # computed once, read by every cross-decoder layer
-        empty = [KVLayer(0, 0, 0) for _ in range(m.layers - half - 1)]
-        return KVLayout(tuple(self_layers + [shared] + empty), k_type.name, v_type.name, "YOCO shared")
+        self_layers = [SlidingWindow(k_row, v_row, kv_heads=m.kv_heads, window=window) for _ in range(half)]
+        shared = FullAttention(k_row, v_row, kv_heads=m.kv_heads)  # computed once, read by every cross-decoder layer
+        readers = [SharedCache(source_layer=half) for _ in range(m.layers - half - 1)]
+        return CacheLayout(tuple(self_layers + [shared] + readers), k_type.name, v_type.name, "YOCO shared")
 
-    layers = []
-    for i in range(m.layers):
-        window = 0 if (swa_full or m.is_global_layer(i)) else m.sliding_window
-        layers.append(KVLayer(k_row, v_row, window))
+    full = FullAttention(k_row, v_row, kv_heads=m.kv_heads)
+    windowed = SlidingWindow(k_row, v_row, kv_heads=m.kv_heads, window=m.sliding_window)
+    layers = tuple(full if (swa_full or m.is_global_layer(i)) else windowed for i in range(m.layers))
     label = m.attention_label if not swa_full else f"{m.attention_label} (full)"
-    return KVLayout(tuple(layers), k_type.name, v_type.name, label)
+    return CacheLayout(layers, k_type.name, v_type.name, label)

@@ -1,4 +1,11 @@
-"""What the estimators know about a machine: plain frozen data, filled by detection or simulation."""
+"""What the estimators know about a machine: devices, the link between them, and the memory they share.
+
+Plain frozen data, filled by detection (advisor/detect) or simulation. Unknown fields are None: a missing figure
+degrades the verdicts that depend on it, never silently counts as enough.
+
+Topology: a discrete GPU has memory of its own beside the host's RAM; an Apple or other unified-memory system is one
+pool, in which the GPU's working set is part of RAM, never added to it (`Machine.unified`).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ class Device:
     index: int = 0
     catalog_id: str | None = None
     notes: tuple[str, ...] = ()
+    segment: str = ""  # "consumer" | "workstation" | "datacenter" | "" (the catalog's; sets prefill efficiency)
 
     @property
     def usable_bytes(self) -> int | None:
@@ -45,6 +53,21 @@ class Device:
 
 
 @dataclass(frozen=True)
+class Link:
+    """What a tensor-parallel all-reduce between the GPUs crosses: per-direction bandwidth and per-call latency."""
+
+    id: str
+    name: str
+    bandwidth_gb_s: float
+    latency_us: float
+    source: str = ""
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "name": self.name, "bandwidth_gb_s": self.bandwidth_gb_s, "latency_us": self.latency_us,
+                "source": self.source}
+
+
+@dataclass(frozen=True)
 class Machine:
     source: str  # "nvml" | "simulated" | "none"
     gpus: tuple[Device, ...] = ()
@@ -52,6 +75,7 @@ class Machine:
     ram_available_bytes: int | None = None
     cpu_bandwidth_gb_s: float | None = None
     notes: tuple[str, ...] = field(default=())
+    link: Link | None = None  # between the GPUs; None: one GPU, or not known
 
     @property
     def ram_usable_bytes(self) -> int | None:
@@ -62,6 +86,11 @@ class Machine:
     @property
     def is_apple(self) -> bool:
         return any(d.kind == "apple" for d in self.gpus)
+
+    @property
+    def unified(self) -> bool:
+        """One memory pool for GPU and CPU (Apple, DGX Spark, Strix Halo): the GPU's share is part of the RAM."""
+        return self.is_apple
 
     def as_dict(self) -> dict:
         return {

@@ -5,7 +5,13 @@ Decode (one sequence) is memory-bound, but small models on fast GPUs are launch-
 
     seconds per token = bytes read / (efficiency x bandwidth) + layers x per-layer overhead
 
-summed over the devices in the layer pipeline (a layer split adds capacity, not single-stream speed).
+over a placement: pipeline stages (a llama.cpp layer split, vLLM's pipeline stages, the host's layers) take turns
+within a token, so their times add; the tensor-parallel ranks of one stage work at once, so the stage takes as long
+as its slowest rank plus its all-reduces over the link between the GPUs:
+
+    stage seconds = max over ranks (rank seconds) + layers x all-reduces per layer x (latency + 2 (tp-1)/tp x bytes / link bandwidth)
+
+(the ring all-reduce's traffic, NCCL's algorithm for small groups).
 Bytes read: the active weights (MoE: shared tensors plus the active experts' share) and the KV cache
 of one sequence at the requested context. Both constants are fitted per backend on
 calibration/throughput.csv (llama.cpp tg128, Llama-2 7B/13B/70B F16/Q8_0/Q4_0; CUDA 36 rows: median
@@ -25,9 +31,8 @@ aggregate tokens/s = N / seconds per step. MoE: N tokens touch 1 - (1 - active s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
-from advisor.core.hardware import Device, Machine
+from advisor.core.hardware import Device, Link, Machine
 from advisor.core.memory import Estimate
 
 # (bandwidth efficiency, seconds of per-layer overhead), least-squares fit on relative error of
@@ -48,6 +53,12 @@ DEFAULT_CPU_BANDWIDTH_GB_S = 89.6
 PREFILL_EFFICIENCY = {"consumer": 0.55, "workstation": 0.25, "datacenter": 0.25, "apple": 0.70}
 PREFILL_SPREAD = 0.5
 FLOPS_PER_PARAM_PER_TOKEN = 2  # one multiply-add per weight
+# A ring all-reduce moves 2 (n-1)/n of the message through each GPU's link (NCCL's ring algorithm).
+RING_TRAFFIC_FACTOR = 2
+US_PER_S = 1e6
+# When the machine does not say which link joins its GPUs: a PCIe 4.0 x16 slot (profiles/hardware/links.toml
+# pcie4-x16: 31.5 GB/s per direction; 15.9 us per small all-reduce, NVIDIA/nccl #757), said in a note.
+FALLBACK_LINK = Link("pcie4-x16", "PCIe 4.0 x16 (assumed)", 31.5, 15.9, "profiles/hardware/links.toml pcie4-x16")
 
 
 @dataclass(frozen=True)
@@ -87,19 +98,37 @@ def _device_fit(device: Device):
     return DECODE_FIT["apple" if device.kind == "apple" else "gpu"]
 
 
-@lru_cache(maxsize=1)  # estimate_speed runs once per row of a check grid
-def _segments() -> dict[str, str]:
-    from advisor.sources.catalog import load_catalog
-
-    return {s.id: s.segment for s in load_catalog()}
-
-
-def _flops_per_s(device: Device, segments: dict[str, str]) -> float | None:
+def _flops_per_s(device: Device) -> float | None:
     """FLOPS llama.cpp reaches on this device in compute-bound work (prefill, large batches)."""
     if not device.fp16_tflops:
         return None
-    kind = "apple" if device.kind == "apple" else segments.get(device.catalog_id or "", "datacenter")
+    kind = "apple" if device.kind == "apple" else device.segment or "datacenter"
     return PREFILL_EFFICIENCY.get(kind, PREFILL_EFFICIENCY["datacenter"]) * device.fp16_tflops * 1e12
+
+
+def allreduce_seconds(est: Estimate, machine: Machine, layers: int, tokens: int, notes: list) -> tuple[float, dict]:
+    """Seconds of the tensor-parallel all-reduces of one stage of `layers` layers, for `tokens` tokens at once."""
+    ar = est.allreduce
+    if ar is None or ar.ranks <= 1 or not layers:
+        return 0.0, {}
+    link = machine.link
+    if link is None:
+        link = FALLBACK_LINK
+        notes.append(f"link between the GPUs unknown: assumed {link.name}")
+    calls = layers * ar.per_layer
+    traffic = RING_TRAFFIC_FACTOR * (ar.ranks - 1) / ar.ranks * ar.bytes_each * tokens
+    seconds = calls * (link.latency_us / US_PER_S + traffic / (link.bandwidth_gb_s * 1e9))
+    return seconds, {"link": link.name, "all_reduces": calls, "bytes_each": ar.bytes_each * tokens,
+                     "latency_us": link.latency_us, "bandwidth_gb_s": link.bandwidth_gb_s, "seconds": seconds}
+
+
+def _stages(est: Estimate) -> list[list]:
+    """The devices that hold layers, grouped by stage, in stage order."""
+    by_stage: dict[int, list] = {}
+    for use in est.devices:
+        if use.layers:
+            by_stage.setdefault(use.stage, []).append(use)
+    return [by_stage[k] for k in sorted(by_stage)]
 
 
 def estimate_speed(est: Estimate, machine: Machine, concurrency: int = 1) -> Speed:
@@ -115,48 +144,58 @@ def estimate_speed(est: Estimate, machine: Machine, concurrency: int = 1) -> Spe
     # each sequence reads its own slot of the cache
     kv_share = min(concurrency, est.parallel) / est.parallel
     flops_per_token = FLOPS_PER_PARAM_PER_TOKEN * est.params * active_share
-    units = sum(d.layers for d in est.devices) or 1
-    segments = _segments()
     seconds = compute_seconds = 0.0
     terms, spread = {}, 0.0
     gpu_seconds = [0.0] * len(machine.gpus)
-    for i, (use, device) in enumerate(zip([d for d in est.devices if not d.host], machine.gpus)):
-        if not use.layers:
-            continue
-        if device.bandwidth_gb_s is None:
-            notes.append(f"{device.name}: bandwidth unknown, decode speed unknown")
-            return Speed(None, None, None, None, {}, tuple(notes), concurrency)
-        read = use.weights_bytes * batch_share + use.kv_bytes * kv_share
-        flops = _flops_per_s(device, segments)
-        compute_t = concurrency * flops_per_token * use.layers / units / flops if flops else 0.0
-        t, mem_t = _step_seconds(read, use.layers, device.bandwidth_gb_s, _device_fit(device), compute_t)
-        seconds += t
-        gpu_seconds[i] = t
-        compute_seconds += max(0.0, compute_t - mem_t)
-        spread = max(spread, DECODE_SPREAD["apple" if device.kind == "apple" else "gpu"])
-        terms[f"GPU {device.index} ({device.name})"] = {"bytes_read": int(read), "layers": use.layers, "bandwidth_gb_s": device.bandwidth_gb_s,
-                              "compute_seconds": compute_t, "seconds": t}
-    host = next((d for d in est.devices if d.host), None)
-    if host is not None and host.layers:
-        bw = machine.cpu_bandwidth_gb_s
-        if bw is None:
-            bw = DEFAULT_CPU_BANDWIDTH_GB_S
-            notes.append(f"RAM bandwidth unknown: assumed {bw:g} GB/s (dual-channel DDR5-5600)")
-        read = (host.weights_bytes - est.token_embd_bytes) * batch_share + host.kv_bytes * kv_share
-        t, _ = _step_seconds(read, host.layers, bw, CPU_DECODE_FIT, 0.0)
-        seconds += t
-        spread = max(spread, DECODE_SPREAD["cpu"])
-        terms["host RAM"] = {"bytes_read": int(read), "layers": host.layers, "bandwidth_gb_s": bw, "seconds": t}
-        if concurrency > 1:
-            notes.append("CPU layers: batched decode modelled as memory-bound only (CPU FLOPS unknown)")
+    for stage in _stages(est):
+        stage_t = stage_compute = 0.0
+        for use in stage:
+            if use.host:
+                t = _host_seconds(est, machine, use, batch_share, kv_share, concurrency, notes, terms)
+                spread = max(spread, DECODE_SPREAD["cpu"])
+                stage_t = max(stage_t, t)
+                continue
+            device = machine.gpus[use.device_index]
+            if device.bandwidth_gb_s is None:
+                notes.append(f"{device.name}: bandwidth unknown, decode speed unknown")
+                return Speed(None, None, None, None, {}, tuple(notes), concurrency)
+            read = use.weights_bytes * batch_share + use.kv_bytes * kv_share
+            flops = _flops_per_s(device)
+            compute_t = concurrency * flops_per_token * use.compute_share / flops if flops else 0.0
+            t, mem_t = _step_seconds(read, use.layers, device.bandwidth_gb_s, _device_fit(device), compute_t)
+            gpu_seconds[use.device_index] = t
+            stage_t = max(stage_t, t)
+            stage_compute = max(stage_compute, max(0.0, compute_t - mem_t))
+            spread = max(spread, DECODE_SPREAD["apple" if device.kind == "apple" else "gpu"])
+            terms[f"GPU {device.index} ({device.name})"] = {"bytes_read": int(read), "layers": use.layers,
+                                                           "bandwidth_gb_s": device.bandwidth_gb_s,
+                                                           "compute_seconds": compute_t, "seconds": t}
+        comm_t, comm_terms = allreduce_seconds(est, machine, stage[0].layers, concurrency, notes)
+        if comm_terms:
+            terms[f"all-reduce, stage {stage[0].stage}"] = comm_terms
+        for use in stage:
+            if not use.host:
+                gpu_seconds[use.device_index] = stage_t + comm_t  # a rank waits for the slowest and the reduce
+        seconds += stage_t + comm_t
+        compute_seconds += stage_compute
     decode = concurrency / seconds if seconds else None
-    prefill, prefill_range = _prefill(est, machine, active_share, segments, notes)
-    if est.engine == "vllm":  # tensor parallel: every GPU works on every layer
-        busy = tuple(1.0 if t else 0.0 for t in gpu_seconds)
-    else:  # layer split: the GPUs take turns within each token
-        busy = tuple(t / seconds if seconds else 0.0 for t in gpu_seconds)
-    return Speed(decode, _range(decode, spread) if decode else None, prefill, prefill_range, terms, tuple(notes),
-                 concurrency, compute_seconds / seconds if seconds else 0.0, busy)
+    prefill, prefill_range = _prefill(est, machine, active_share, notes)
+    busy = tuple(t / seconds if seconds else 0.0 for t in gpu_seconds)
+    return Speed(decode, _range(decode, spread) if decode else None, prefill, prefill_range, terms,
+                 tuple(dict.fromkeys(notes)), concurrency, compute_seconds / seconds if seconds else 0.0, busy)
+
+
+def _host_seconds(est, machine, host, batch_share, kv_share, concurrency, notes, terms) -> float:
+    bw = machine.cpu_bandwidth_gb_s
+    if bw is None:
+        bw = DEFAULT_CPU_BANDWIDTH_GB_S
+        notes.append(f"RAM bandwidth unknown: assumed {bw:g} GB/s (dual-channel DDR5-5600)")
+    read = (host.weights_bytes - est.token_embd_bytes) * batch_share + host.kv_bytes * kv_share
+    t, _ = _step_seconds(read, host.layers, bw, CPU_DECODE_FIT, 0.0)
+    terms["host RAM"] = {"bytes_read": int(read), "layers": host.layers, "bandwidth_gb_s": bw, "seconds": t}
+    if concurrency > 1:
+        notes.append("CPU layers: batched decode modelled as memory-bound only (CPU FLOPS unknown)")
+    return t
 
 
 def _step_seconds(bytes_read: float, layers: int, bandwidth_gb_s: float, fit: tuple[float, float],
@@ -167,20 +206,25 @@ def _step_seconds(bytes_read: float, layers: int, bandwidth_gb_s: float, fit: tu
     return max(memory_seconds, compute_seconds) + layers * per_layer_s, memory_seconds
 
 
-def _prefill(est: Estimate, machine: Machine, active_share: float, segments: dict, notes: list):
+def _prefill(est: Estimate, machine: Machine, active_share: float, notes: list):
     if est.placement != "gpu" or not machine.gpus:
         return None, None
-    # layers run one GPU after another: each GPU takes the time of its share of the layers
+    # stages run one after another; the ranks of a stage at once (each does its share of the FLOPs)
     seconds_per_token = 0.0
-    units = sum(d.layers for d in est.devices if not d.host) or 1
-    for use, device in zip([d for d in est.devices if not d.host], machine.gpus):
-        if not use.layers:
-            continue
-        flops_per_s = _flops_per_s(device, segments)
-        if flops_per_s is None:
-            notes.append(f"{device.name}: FP16 throughput unknown, prefill speed unknown")
-            return None, None
-        flops = FLOPS_PER_PARAM_PER_TOKEN * est.params * active_share * use.layers / units
-        seconds_per_token += flops / flops_per_s
+    for stage in _stages(est):
+        stage_t = 0.0
+        for use in stage:
+            if use.host:
+                continue
+            device = machine.gpus[use.device_index]
+            flops_per_s = _flops_per_s(device)
+            if flops_per_s is None:
+                notes.append(f"{device.name}: FP16 throughput unknown, prefill speed unknown")
+                return None, None
+            flops = FLOPS_PER_PARAM_PER_TOKEN * est.params * active_share * use.compute_share
+            stage_t = max(stage_t, flops / flops_per_s)
+        seconds_per_token += stage_t
+    if not seconds_per_token:
+        return None, None
     value = 1 / seconds_per_token
     return value, _range(value, PREFILL_SPREAD)

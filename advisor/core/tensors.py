@@ -9,7 +9,7 @@ Pure functions; no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import NamedTuple
 
 from advisor.core.formats import QuantTable, Recipe
@@ -42,15 +42,76 @@ class Tensor(NamedTuple):
         return self.row * self.rows
 
 
+# The groups placement moves as a unit: llama.cpp keeps `embeddings` in host RAM, an expert offload moves
+# `routed_experts` alone, tensor parallelism splits the rest.
+GROUP_KINDS = ("embeddings", "attention", "dense_ffn", "routed_experts", "shared_experts", "output")
+
+
+def group_of(name: str) -> str:
+    """The group of a tensor by its llama.cpp name (bare, or blk.N.-prefixed; '.weight' and '.bias' allowed).
+    Norms go with the block part they normalise; the MoE router with the routed experts."""
+    base = name.split(".", 2)[2] if name.startswith("blk.") else name
+    if base.split(".")[0] == "token_embd":
+        return "embeddings"
+    if base.startswith("output") or base.startswith("rope_") or base.startswith("cls"):
+        return "output"
+    if "_shexp" in base:
+        return "shared_experts"
+    if "_exps" in base or base.startswith("ffn_gate_inp") or base.startswith("exp_probs"):
+        return "routed_experts"
+    if base.startswith("ffn"):
+        return "dense_ffn"
+    return "attention"
+
+
+@dataclass(frozen=True)
+class TensorGroup:
+    """Tensors of one kind in one block (layer -1: outside the blocks): bytes held, bytes read per token."""
+
+    kind: str
+    layer: int
+    nbytes: int
+    active_bytes: int
+
+    @property
+    def active_fraction(self) -> float:
+        return self.active_bytes / self.nbytes if self.nbytes else 0.0
+
+
 @dataclass(frozen=True)
 class WeightsLayout:
-    """Bytes of the weights, split the way llama.cpp places them."""
+    """The weights as tensor groups, and the sums placement reads. Built the same way from a recipe
+    (`weights_layout`) and from a GGUF header (`layout_from_tensors`)."""
 
-    token_embd_bytes: int  # kept in host RAM by llama.cpp
-    output_bytes: int  # output projection + output norm: goes with the last offloaded layer
-    layer_bytes: tuple[int, ...]  # per repeating block
+    groups: tuple[TensorGroup, ...]
+    n_layers: int
     params: int
-    active_bytes: int  # bytes read per token for one decode step (MoE: active experts only)
+
+    @cached_property
+    def token_embd_bytes(self) -> int:
+        """Kept in host RAM by llama.cpp (a row lookup per token, never a full read)."""
+        return sum(g.nbytes for g in self.groups if g.kind == "embeddings")
+
+    @cached_property
+    def output_bytes(self) -> int:
+        """Output projection + output norm: goes with the last offloaded layer."""
+        return sum(g.nbytes for g in self.groups if g.kind == "output")
+
+    @cached_property
+    def layer_bytes(self) -> tuple[int, ...]:
+        out = [0] * self.n_layers
+        for g in self.groups:
+            if g.layer >= 0:
+                out[g.layer] += g.nbytes
+        return tuple(out)
+
+    @cached_property
+    def active_bytes(self) -> int:
+        """Bytes read per token for one decode step (MoE: active experts only; embeddings: a row, not counted)."""
+        return sum(g.active_bytes for g in self.groups if g.kind != "embeddings")
+
+    def kind_bytes(self, kind: str) -> int:
+        return sum(g.nbytes for g in self.groups if g.kind == kind)
 
     @property
     def total_bytes(self) -> int:
@@ -59,6 +120,21 @@ class WeightsLayout:
     @property
     def bits_per_weight(self) -> float:
         return 8 * self.total_bytes / self.params if self.params else 0.0
+
+
+class GroupSums:
+    """Adds tensors into groups keyed by (kind, layer), in first-seen order."""
+
+    def __init__(self):
+        self.sums: dict[tuple[str, int], list[int]] = {}
+
+    def add(self, kind: str, layer: int, nbytes: int, active_bytes: int) -> None:
+        acc = self.sums.setdefault((kind, layer), [0, 0])
+        acc[0] += nbytes
+        acc[1] += active_bytes
+
+    def groups(self) -> tuple[TensorGroup, ...]:
+        return tuple(TensorGroup(kind, layer, n, a) for (kind, layer), (n, a) in self.sums.items())
 
 
 def _more_bits(i: int, n: int) -> bool:
@@ -238,24 +314,12 @@ def tensor_list(model: ModelProfile, recipe: Recipe, quants: QuantTable) -> tupl
 
 @lru_cache(maxsize=256)  # inputs are immutable; a check grid asks once per KV type
 def weights_layout(model: ModelProfile, recipe: Recipe, quants: QuantTable) -> WeightsLayout:
-    """Bytes of the weights grouped as llama.cpp places them (sums only: no per-tensor objects, it is hot)."""
-    layer_bytes = [0] * model.layers
-    embd_bytes = tail_bytes = params = active = 0
+    """The weights as tensor groups (sums only: no per-tensor objects, it is hot)."""
+    sums = GroupSums()
+    params = 0
     for where, name, layer, row, rows, _t, n, share in _walk(model, recipe, quants):
-        if where == "embd":
-            embd_bytes = n
-        elif where == "layer":
-            layer_bytes[layer] += n
-        else:
-            tail_bytes += n
         if not name.startswith("output (tied"):
             params += row * rows
-        if where != "embd":  # token_embd is a row lookup, not a full read
-            active += int(n * share) if share else n
-    return WeightsLayout(
-        token_embd_bytes=embd_bytes,
-        output_bytes=tail_bytes,
-        layer_bytes=tuple(layer_bytes),
-        params=params,
-        active_bytes=active,
-    )
+        kind = "embeddings" if where == "embd" else "output" if where == "tail" else group_of(name)
+        sums.add(kind, layer, n, int(n * share) if share else n)
+    return WeightsLayout(sums.groups(), model.layers, params)

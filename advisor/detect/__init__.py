@@ -16,13 +16,20 @@ def detect_machine(nvml=None, cgroup_root: Path = Path("/sys/fs/cgroup"), sysctl
     total, available, ram_notes = detect_ram(cgroup_root)
     notes += ram_notes
     source = "nvml" if gpus else "none"
+    cpu_bandwidth = link = None
+    if len(gpus) > 1:
+        from advisor.sources.links import link_for
+
+        link = link_for(gpus[0].catalog_id)
+        notes.append(f"link between the GPUs: {link.name}, from the catalog (NVLink is not probed)")
     if not gpus:
         apple, apple_notes = detect_apple(sysctl, system, arch)
         notes += apple_notes
         if apple is not None:
             gpus, source = (apple,), "apple"
+            cpu_bandwidth = apple.bandwidth_gb_s  # one pool: the CPU's layers read the same memory
             notes = [n for n in notes if not n.startswith(("no NVIDIA", "NVML"))]
         else:
             notes.append("no GPU found: evaluating CPU-only")
     return Machine(source=source, gpus=tuple(gpus), ram_total_bytes=total, ram_available_bytes=available,
-                   notes=tuple(notes))
+                   cpu_bandwidth_gb_s=cpu_bandwidth, notes=tuple(notes), link=link)

@@ -62,6 +62,7 @@ def detect_apple(sysctl=_sysctl, system: str | None = None, machine: str | None 
         bandwidth_gb_s=spec.bandwidth_gb_s if spec else None,
         fp16_tflops=_fp16(spec),
         catalog_id=spec.id if spec else None,
+        segment=spec.segment if spec else "",
         notes=("Metal working set: the share of unified memory the GPU may use",),
     )
     return device, notes

@@ -84,6 +84,7 @@ def _device_from_handle(nvml, handle, index: int, label_prefix: str = "GPU") -> 
         power_limit_watts=_power_limit(power_mw, spec),
         index=index,
         catalog_id=spec.id if spec else None,
+        segment=spec.segment if spec else "",
     )
     notes = q.notes
     if spec is None:

@@ -10,6 +10,7 @@ from advisor.detect.apple import apple_working_set_bytes
 from advisor.detect.nvml import _fp16
 from advisor.errors import UsageError
 from advisor.sources.catalog import HardwareSpec, find_hardware
+from advisor.sources.links import link_for
 
 # Unified-memory PCs (DGX Spark, Strix Halo) share RAM with the GPU like a Mac does.
 UNIFIED_KINDS = ("apple", "unified")
@@ -56,8 +57,13 @@ def simulated_machine(
             devices.append(Device(
                 name=spec.name, kind="apple", memory_total_bytes=apple_working_set_bytes(ram_bytes),
                 bandwidth_gb_s=spec.bandwidth_gb_s, fp16_tflops=_fp16(spec), catalog_id=spec.id,
-                index=len(devices), notes=("GPU share of unified memory (working set)",),
+                index=len(devices), notes=("GPU share of unified memory (working set)",), segment=spec.segment,
             ))
+            if cpu_bandwidth_gb_s is None and spec.bandwidth_gb_s:
+                # one pool: layers left to the CPU read the same memory (the CPU cores reach less of it than the
+                # GPU; CPU_DECODE_FIT's efficiency stands for that)
+                cpu_bandwidth_gb_s = spec.bandwidth_gb_s
+                notes.append(f"{spec.name}: layers on the CPU read the same unified memory ({spec.bandwidth_gb_s:g} GB/s)")
             continue
         memory = int(spec.memory_gib * GIB) if spec.memory_gib else None
         if vram_gib is not None:
@@ -66,6 +72,7 @@ def simulated_machine(
             devices.append(Device(
                 name=spec.name, kind="gpu", memory_total_bytes=memory, bandwidth_gb_s=bandwidth_gb_s or spec.bandwidth_gb_s,
                 fp16_tflops=_fp16(spec), power_limit_watts=spec.tdp_watts, catalog_id=spec.id, index=len(devices),
+                segment=spec.segment,
             ))
     if not gpus and vram_gib is not None:
         devices.append(Device(name=f"custom GPU ({vram_gib:g} GiB)", kind="gpu", memory_total_bytes=int(vram_gib * GIB),
@@ -76,6 +83,9 @@ def simulated_machine(
         notes.append("no GPU given: evaluating CPU-only")
     if ram_bytes is None:
         notes.append("no --ram given: RAM not checked")
+    link = None
+    if len(devices) > 1 and all(d.kind == "gpu" for d in devices):
+        link = link_for(devices[0].catalog_id)
     return Machine(source="simulated", gpus=tuple(devices), ram_total_bytes=ram_bytes, ram_available_bytes=ram_bytes,
-                   cpu_bandwidth_gb_s=cpu_bandwidth_gb_s, notes=tuple(notes))
+                   cpu_bandwidth_gb_s=cpu_bandwidth_gb_s, notes=tuple(notes), link=link)
 

@@ -41,7 +41,7 @@ def _weights(c: Candidate) -> str:
 
 def _row(c: Candidate, cur: str, payback: bool) -> tuple:
     watts = "—" if c.watts is None or c.option.kind == "rent" else f"{c.watts:,.0f}"
-    row = (c.option.label, _weights(c), fmt_tokens(c.max_context), _speed(c), _price(c, cur), watts,
+    row = (c.label, _weights(c), fmt_tokens(c.max_context), _speed(c), _price(c, cur), watts,
            _running(c, cur), money(c.tco, cur))
     return row + ((_payback(c),) if payback else ())
 
@@ -76,7 +76,7 @@ def plan_document(plan: Plan, sort: str, show_all: bool, seconds: float, plot: b
             near = closest(plan, CLOSEST_SHOWN)
             head.append(f"Nothing in the catalog meets these targets{_budget_words(plan)}, and nothing priced "
                         f"within it comes close. Closest at any price:")
-        rows = tuple((c.option.label, _weights(c), fmt_tokens(c.max_context), _speed(c), _price(c, cur),
+        rows = tuple((c.label, _weights(c), fmt_tokens(c.max_context), _speed(c), _price(c, cur),
                       _why_not(c, cur)) for c in near)
         table = Table(("hardware", "weights/KV", "ctx", "tok/s", "price", "why not"), rows, wrap=(0, 5))
         data["closest"] = [c.as_dict() for c in near]
@@ -120,7 +120,7 @@ def plan_document(plan: Plan, sort: str, show_all: bool, seconds: float, plot: b
     tail.append("Prices: catalog launch prices of the GPUs only (not the rest of the PC) or of the whole "
                 "unified-memory system; `advisor gpus` lists them with sources.")
     if pick is not None:
-        tail.append(f"Why {pick.quant} + {pick.kv_type} KV on {pick.option.label}: {pick.why}.")
+        tail.append(f"Why {pick.quant} + {pick.kv_type} KV on {pick.label}: {pick.why}.")
     if any(c.option.spec.vendor == "AMD" for c in listed):
         tail.append("AMD rows: decode speed from the fit to CUDA measurements; no ROCm or Vulkan measurements here "
                     "to check it against.")
@@ -160,7 +160,7 @@ def _budget_words(plan: Plan) -> str:
 
 
 def _pick_line(c: Candidate, cur: str, years: float) -> str:
-    return (f"Pick     {c.option.label}: {money(c.option.price, cur)} + {money(c.monthly_energy_cost, cur)}/month "
+    return (f"Pick     {c.label}: {money(c.option.price, cur)} + {money(c.monthly_energy_cost, cur)}/month "
             f"electricity = {money(c.tco, cur)} over {years:g} years; {c.quant} weights, {c.kv_type} KV, "
             f"{c.decode_tokens_per_s:,.1f} tok/s, holds {fmt_tokens(c.max_context)}")
 

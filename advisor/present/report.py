@@ -5,11 +5,20 @@ from __future__ import annotations
 import json
 
 from advisor.core.hardware import Machine
-from advisor.core.memory import CUDA_RUNTIME_BYTES, Estimate
+from advisor.core.memory import Estimate
 from advisor.present.output import Document, Table, scalars
 from advisor.core.units import GIB, fmt_gib, fmt_mib, fmt_tokens
 
 PLACEMENT_WORDS = {"gpu": "GPU", "gpu+cpu": "GPU+RAM", "cpu": "RAM", "none": "no fit"}
+UNKNOWN_MARK = "?"  # after a placement whose fit is unknown (a memory it needs was not given or not readable)
+
+
+def placement_word(e: Estimate) -> str:
+    return PLACEMENT_WORDS[e.placement] + (UNKNOWN_MARK if e.fits is None else "")
+
+
+def _fits_word(fits: bool | None) -> str:
+    return UNKNOWN_MARK if fits is None else "yes" if fits else "NO"
 
 
 def to_json(obj, pretty: bool | None = None) -> str:
@@ -46,13 +55,9 @@ def machine_lines(machine: Machine) -> list[str]:
 
 
 def engine_line(est: Estimate) -> str:
-    fa = "on" if est.flash_attn else "off"
-    if est.engine == "vllm":
-        return f"Engine vLLM, gpu_memory_utilization 0.9, {est.parallel} sequence(s) per request set"
-    slots = f", {est.parallel} slots" if est.parallel > 1 else ""
-    on_gpu = any(not d.host for d in est.devices)
-    headroom = f", {est.headroom_bytes / GIB:.1f} GiB headroom per GPU" if on_gpu else ", CPU only"
-    return f"Engine {est.engine}, flash attention {fa}{slots}{headroom}"
+    from advisor import engines
+
+    return engines.get(est.engine).summary_line(est)
 
 
 def _tok_s(value) -> str:
@@ -74,7 +79,7 @@ def check_table(estimates: list[Estimate], machine: Machine) -> Table:
             max_ctx += " max"
         kv = e.kv_type + (f" {e.kv_layout.split()[0]}" if e.kv_layout.startswith(("MLA", "YOCO")) else "")
         rows.append((name, e.quant, kv, max_ctx, fmt_tokens(e.context), f"{e.total_bytes / GIB:.1f}",
-                     PLACEMENT_WORDS[e.placement], _tok_s(speed.decode_tokens_per_s)))
+                     placement_word(e), _tok_s(speed.decode_tokens_per_s)))
     headers = ("model", "quant", "KV", "GPU ctx", "ctx", "GiB", "runs on", "tok/s")
     return Table(headers, tuple(rows), status_column=6, wrap=(0,))
 
@@ -93,6 +98,8 @@ def check_document(machine: Machine, estimates: list[Estimate]) -> Document:
         tail.append("")
     tail.append("GPU ctx: largest context entirely on the GPU(s); 'max': the model's own limit.")
     tail.append("GiB: weights + KV cache + compute buffers + overhead at ctx (no headroom).")
+    if any(e.fits is None for e in estimates):
+        tail.append(f"{UNKNOWN_MARK}: fit unknown, a memory size was not given or not readable (fit --json: notes).")
     tail.append("tok/s: decode, one sequence, full cache of ctx. Prefill, ranges: fit, --json.")
     tail.append("Next: advisor fit MODEL --explain   (one configuration, term by term)")
     return Document(data={"machine": machine.as_dict(), "results": results},
@@ -126,7 +133,7 @@ def fit_document(machine: Machine, e: Estimate, explain: bool) -> Document:
     out.append(f"  compute buffers  {fmt_gib(e.compute_bytes + e.host_compute_bytes, 2):>12}")
     out.append(f"  runtime overhead {fmt_gib(e.overhead_bytes, 2):>12}")
     out.append(f"  total            {fmt_gib(e.total_bytes, 2):>12}")
-    verdict = PLACEMENT_WORDS[e.placement]
+    verdict = placement_word(e)
     out.append(f"  runs on          {verdict}" + (f" ({e.gpu_layers} of {_units(e)} layers on GPU)" if e.placement == "gpu+cpu" else ""))
     out.append(f"  max context on GPU: {e.max_context if e.max_context is not None else 'none (does not fit on the GPU at any context)'}")
     from advisor.core.speed import estimate_speed
@@ -163,38 +170,19 @@ def device_table(e: Estimate) -> Table:
     for d in e.devices:
         usable = f"{d.usable_bytes / GIB:.2f}" if d.usable_bytes is not None else "?"
         rows.append((d.name, d.layers, f"{d.weights_bytes / GIB:.2f}", f"{d.kv_bytes / GIB:.2f}",
-                     f"{d.compute_bytes / GIB:.2f}", f"{d.total_bytes / GIB:.2f}", usable, "yes" if d.fits else "NO"))
+                     f"{d.compute_bytes / GIB:.2f}", f"{d.total_bytes / GIB:.2f}", usable, _fits_word(d.fits)))
     # sizes in GiB, said once above the table: keeps the device names on one line of 80 columns
     return Table(("device", "layers", "weights", "KV", "compute", "total", "usable", "fits"),
                  tuple(rows), status_column=7, wrap=(0,))
 
 
 def explain_lines(e: Estimate) -> list[str]:
+    from advisor import engines
+
     lines = ["How this was computed (all sizes in bytes, MiB = 2^20):"]
     lines.append(f"  weights  = sum over tensors of elements x bits of their {e.quant} type / 8 = {e.weights_bytes}"
                  f" ({fmt_mib(e.weights_bytes)}); llama.cpp keeps token_embd in host RAM")
-    if e.engine == "vllm":
-        lines.append(f"  KV       = kv_bytes_per_token x cells = {e.kv_bytes_per_token} x {e.kv_cells}"
-                     f" (context x sequences, 16-token blocks) = {e.kv_bytes} ({fmt_mib(e.kv_bytes)})")
-        lines.append(f"  activation peak = max(context, 2048) tokens x 8 x intermediate = {e.compute_bytes} ({fmt_mib(e.compute_bytes)})")
-        lines.append(f"  non-torch memory (CUDA context, NCCL) = {e.overhead_bytes} ({fmt_mib(e.overhead_bytes)})")
-        lines.append("  fits when weights + activation + non-torch + KV <= 0.9 x total memory on every GPU (tensor parallel)")
-        return lines
-    lines.append(f"  KV       = kv_bytes_per_token x cells = {e.kv_bytes_per_token} x {e.kv_cells}"
-                 f" (sliding-window layers keep at most window + n_ubatch) = {e.kv_bytes} ({fmt_mib(e.kv_bytes)});"
-                 f" K {fmt_mib(e.kv_k_bytes)}, V {fmt_mib(e.kv_v_bytes)}")
-    if e.flash_attn:
-        attn = "n_ctx x n_ubatch x 2 (f16 mask) + 4 x n_ubatch x n_embd x 4"
-    else:
-        attn = "n_ctx x n_ubatch x n_head x 4 (f32 scores) + n_ctx x n_embd_v x 2 + 4 x n_ubatch x n_embd x 4"
-    lines.append(f"  compute  = max(attention: {attn}, logits: n_ubatch x (n_vocab + 2 x n_embd) x 4) per GPU"
-                 f" = {e.compute_bytes} ({fmt_mib(e.compute_bytes)} in all)")
-    lines.append(f"  host compute = n_ctx x n_ubatch x 4 + n_ubatch x n_embd x 4 = {e.host_compute_bytes} ({fmt_mib(e.host_compute_bytes)})")
-    lines.append(f"  overhead = CUDA runtime {fmt_mib(CUDA_RUNTIME_BYTES)} per GPU used = {e.overhead_bytes} ({fmt_mib(e.overhead_bytes)})")
-    lines.append(f"  total    = weights + KV + compute + host compute + overhead = {e.total_bytes} ({fmt_mib(e.total_bytes)})")
-    lines.append(f"  fits on a GPU when its share (layers split by memory, output layer last) <= free memory - headroom"
-                 f" ({fmt_gib(e.headroom_bytes, 2)}); max context solved per GPU from these affine terms")
-    return lines
+    return lines + engines.get(e.engine).explain_lines(e)
 
 
 def models_document(models, user_dir: str, user_only: bool = False) -> Document:

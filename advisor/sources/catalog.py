@@ -107,7 +107,10 @@ def parse_catalog(text: str, where: str) -> list[HardwareSpec]:
 def load_catalog() -> tuple[HardwareSpec, ...]:
     root = _profiles_root().joinpath("hardware")
     specs: list[HardwareSpec] = []
-    for path in sorted((p for p in root.iterdir() if p.name.endswith(".toml")), key=lambda p: p.name):
+    from advisor.sources.links import LINKS_FILE
+
+    files = (p for p in root.iterdir() if p.name.endswith(".toml") and p.name != LINKS_FILE)
+    for path in sorted(files, key=lambda p: p.name):
         specs += parse_catalog(path.read_text(encoding="utf-8"), f"profiles/hardware/{path.name}")
     return tuple(specs)
 

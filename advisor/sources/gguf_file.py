@@ -14,7 +14,7 @@ from pathlib import Path
 
 from advisor.errors import ProfileError
 from advisor.sources.hf_config import Imported, MAX_FIELD_VALUE
-from advisor.core.tensors import WeightsLayout
+from advisor.core.tensors import GroupSums, WeightsLayout, group_of
 
 SPLIT_NAME = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
 BLOCK_TENSOR = re.compile(r"^blk\.(?P<layer>\d+)\.")
@@ -176,26 +176,27 @@ def import_gguf(path: Path, model_id: str | None = None) -> Imported:
 
 
 def _layout(tensors, profile, where: str) -> WeightsLayout:
-    """Exact bytes per place, from the tensor table."""
-    layer_bytes = [0] * profile.layers
-    embd = tail = params = active = 0
+    """Exact bytes per tensor group, from the tensor table."""
+    sums = GroupSums()
+    params = 0
     share = profile.experts_active / profile.experts if profile.experts else 1.0
+    embd = 0
     for name, _, elements, nbytes in tensors:
         params += elements
         m = BLOCK_TENSOR.match(name)
-        if name == TOKEN_EMBD:
-            embd += nbytes
-            continue
+        layer = -1
         if m:
             layer = int(m["layer"])
             if layer >= profile.layers:
                 raise ProfileError(f"{where}: tensor '{name}' is beyond block_count ({profile.layers})")
-            layer_bytes[layer] += nbytes
-        else:
-            tail += nbytes
-        active += int(nbytes * share) if EXPERT_TENSOR.search(name) else nbytes
+        kind = group_of(name) if m or name != TOKEN_EMBD else "embeddings"
+        if kind == "embeddings":
+            embd += nbytes
+            sums.add(kind, -1, nbytes, 0)
+            continue
+        if not m and kind not in ("output",):
+            kind = "output"  # anything else outside the blocks goes with the output layer, as llama.cpp places it
+        sums.add(kind, layer, nbytes, int(nbytes * share) if EXPERT_TENSOR.search(name) else nbytes)
     if profile.tied_embeddings:  # llama.cpp loads token_embd a second time as the output layer
-        tail += embd
-        active += embd
-    return WeightsLayout(token_embd_bytes=embd, output_bytes=tail, layer_bytes=tuple(layer_bytes), params=params,
-                         active_bytes=active)
+        sums.add("output", -1, embd, embd)
+    return WeightsLayout(sums.groups(), profile.layers, params)

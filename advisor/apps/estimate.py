@@ -1,0 +1,153 @@
+"""One memory estimate: the engine chooses a deployment and a placement, core/memory sums and solves it.
+
+Every use case (check, fit, breakeven, plan, validate) asks through these functions, never an engine module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from advisor import engines
+from advisor.core.deployment import Offload
+from advisor.core.formats import QuantTable
+from advisor.core.hardware import Machine
+from advisor.core.memory import EngineSettings, Estimate, KVChoice, max_context
+from advisor.core.model import ModelProfile
+from advisor.core.tensors import WeightsLayout, weights_layout
+from advisor.core.units import GIB
+from advisor.errors import UsageError
+
+
+def estimate(
+    model: ModelProfile,
+    quant: str,
+    kv: KVChoice,
+    settings: EngineSettings,
+    context: int | None,
+    machine: Machine,
+    quants: QuantTable,
+    weights: WeightsLayout | None = None,
+    solve_max_context: bool = True,
+) -> Estimate:
+    """Memory needed for `model` at `context` (the engine's context knob; the model's maximum when None) on
+    `machine`. `weights` fixes the weights as a file has them (GGUF); `quant` is then only the file's label.
+    `solve_max_context=False` leaves `max_context` None (a search over many machines solves it only for the
+    combination it keeps)."""
+    engine = engines.get(settings.name)
+    job = engine.prepare(model, quant, kv, settings, quants, weights)
+    limit = engine.context_limit(job)
+    if context is None:
+        context = limit
+    if context < 1:
+        raise UsageError(f"context must be a positive number of tokens, got {context}")
+    notes = []
+    if context > limit:
+        notes.append(f"context {context} is beyond the model's trained maximum ({limit})")
+    deployment = engine.deployment(job, machine, context)
+    placement = engine.place(job, deployment, machine, context)
+    notes += engine.notes(job, deployment, placement, context, machine)
+    notes += _unknown_notes(placement)
+    terms = engine.memory_terms(job, placement, context)
+    overhead = terms.get("overhead_bytes", sum(u.overhead_bytes for u in placement.devices))
+    solved = None
+    if solve_max_context:
+        solved = max_context(lambda c: engine.fits_on_gpus(job, machine, c),
+                             lambda c: engine.gpu_totals(job, machine, c),
+                             engine.context_step(job), limit, engine.breakpoints(job))
+    deployment = replace(deployment, offload=_offload(placement))
+    s = job.settings
+    return Estimate(
+        model=model.id,
+        quant=quant if weights is not None else quants.recipe(quant).name,
+        kv_type=kv.label,
+        kv_layout=job.cache.label,
+        engine=engine.name,
+        context=context,
+        kv_cells=terms["cells"],
+        parallel=s.parallel,
+        flash_attn=bool(s.flash_attn),
+        weights_bytes=job.weights.total_bytes,
+        token_embd_bytes=job.weights.token_embd_bytes,
+        kv_bytes=terms["kv_bytes"],
+        kv_k_bytes=terms["kv_k_bytes"],
+        kv_v_bytes=terms["kv_v_bytes"],
+        kv_bytes_per_token=job.cache.bytes_per_token,
+        compute_bytes=terms["compute_bytes"],
+        host_compute_bytes=terms["host_compute_bytes"],
+        overhead_bytes=overhead,
+        headroom_bytes=engine.headroom_bytes(s),
+        placement=placement.kind,
+        gpu_layers=placement.gpu_layers,
+        max_context=solved,
+        model_max_context=limit,
+        devices=placement.devices,
+        params=job.weights.params,
+        bits_per_weight=job.weights.bits_per_weight,
+        active_weights_bytes=job.weights.active_bytes,
+        what_if=model.what_if,
+        max_sequences=placement.max_sequences,
+        notes=tuple(notes),
+        deployment=deployment,
+        verdict=placement.fits,
+        allreduce=placement.allreduce,
+        settings=s,
+    )
+
+
+def _offload(placement) -> Offload:
+    host = next((u for u in placement.devices if u.host), None)
+    if host is None or not host.layers:
+        return Offload("none", 0)
+    if not any(u.layers for u in placement.devices if not u.host):
+        return Offload("all", host.layers)
+    return Offload("layers", host.layers)
+
+
+def _unknown_notes(placement) -> list[str]:
+    """Why a verdict is unknown: the memory a part would need and the device whose size is not known."""
+    if placement.fits is not None or placement.kind == "none":
+        return []
+    out = []
+    for u in placement.devices:
+        if u.fits is None and (u.layers or u.weights_bytes):
+            where = "RAM" if u.host else u.name
+            given = "RAM not given (--ram)" if u.host else f"{u.name}: memory not readable"
+            out.append(f"{given}: {u.total_bytes / GIB:,.1f} GiB would have to be in {where}; fits unknown")
+    return out
+
+
+def fits_on_gpus(model: ModelProfile, quant: str, kv: KVChoice, settings: EngineSettings, context: int,
+                 machine: Machine, quants: QuantTable, weights: WeightsLayout | None = None) -> bool:
+    """Whether `context` runs entirely on the machine's GPU(s): the yes/no of `estimate`'s placement == "gpu",
+    without the partial-offload search and the max-context solve (for searches over many machines)."""
+    engine = engines.get(settings.name)
+    return engine.fits_on_gpus(engine.prepare(model, quant, kv, settings, quants, weights), machine, context)
+
+
+def kv_bytes_per_token(model: ModelProfile, kv: KVChoice, settings: EngineSettings, quants: QuantTable) -> int:
+    """The KV cache's growth per token of context (full-attention layers), for quick comparisons."""
+    engine = engines.get(settings.name)
+    return engine.prepare(model, engine.default_quant, kv, settings, quants).cache.bytes_per_token
+
+
+def weights_bytes(model: ModelProfile, quant: str, quants: QuantTable) -> int:
+    return weights_layout(model, quants.recipe(quant), quants).total_bytes
+
+
+def engine_context(per_sequence: int, settings: EngineSettings) -> int:
+    """The context to give `estimate` so that each of `settings.parallel` sequences holds `per_sequence` tokens:
+    llama.cpp's -c is shared by its slots; Ollama's num_ctx and vLLM's max_model_len are per sequence."""
+    return engines.get(settings.name).context_value(per_sequence, settings)
+
+
+def per_sequence_context(context: int, settings: EngineSettings) -> int:
+    """The inverse of `engine_context`: tokens one sequence gets from a context given to `estimate`."""
+    return engines.get(settings.name).per_sequence(context, settings)
+
+
+def context_step(settings: EngineSettings, kv: KVChoice, quants: QuantTable) -> int:
+    """The granularity of a context the engine allocates for these cache types (one step more is the next size)."""
+    engine = engines.get(settings.name)
+    k, v = engine.element_types(kv, quants)
+    resolved = engine.resolve(settings, kv_quantized=k.block_elements > 1 or v.block_elements > 1)
+    return engine.allocation(resolved).pad_tokens

@@ -1,0 +1,291 @@
+"""llama.cpp: a layer split over the GPUs, the rest of the layers in host RAM, one compute buffer per GPU.
+
+- `-c` is the total KV size over all `--parallel` slots (one pool of cells), padded to 256 cells with flash
+  attention, 32 without; a sliding-window layer keeps n_swa x slots + n_ubatch cells.
+- Layers split across GPUs in proportion to their memory (n_layer + 1 units, the output layer last); token
+  embeddings stay in host RAM; what does not fit the GPUs runs from RAM (-ngl).
+- Compute buffer per GPU: the larger of the attention phase and the logits phase; a host buffer for the KQ mask.
+- A quantized V cache needs flash attention; there is no fp8 cache.
+- MLA: mainline keeps a V latent beside the K latent ("latent+v").
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from advisor.core.cache import Allocation
+from advisor.core.deployment import HOST, Deployment, DeviceUse, Offload, Placement, verdict
+from advisor.core.hardware import Machine
+from advisor.core.memory import CUDA_RUNTIME_BYTES, EngineSettings, Estimate, gpu_usable_bytes, host_usable_bytes
+from advisor.core.model import ModelProfile
+from advisor.core.units import GIB, fmt_gib, fmt_mib
+from advisor.engines.base import Engine, Job
+from advisor.errors import UsageError
+
+# llama.cpp pads the KV size to 256 cells with flash attention, 32 without
+# (llama_kv_cache_get_padding in llama.cpp builds of 2024; A14 in calibration/memory_logs.csv keeps
+# n_ctx = 32000 without flash attention).
+PAD_FLASH = 256
+PAD_NO_FLASH = 32
+# f32 activations in the compute graph; f16 for the K/V views and the flash-attention mask.
+F32_BYTES = 4
+F16_BYTES = 2
+# Live activation rows of n_ubatch x n_embd f32 beside the attention scores (residual, norm, Q, attn out):
+# fitted so that Llama-3-8B at 8192 (560.00 MiB) and Mistral-7B at 32000 (2094.50 MiB) are exact
+# (calibration/memory_logs.csv A01, A14).
+ATTN_PHASE_EMBD_ROWS = 4
+# The logits phase keeps the output logits and two n_embd rows per token (A04, A26, A27: 258.5-266.5 MiB).
+LOGITS_PHASE_EMBD_ROWS = 2
+# The cache types llama.cpp does not have (common/arg.cpp kv_cache_types): fp8 is vLLM's.
+NO_KV_TYPES = ("fp8",)
+
+
+def compute_buffer_bytes(model: ModelProfile, cells: int, settings: EngineSettings) -> int:
+    """llama.cpp's per-GPU compute buffer: the larger of the attention phase and the logits phase.
+
+    Without flash attention the attention phase holds the f32 scores n_ctx x n_ubatch x n_head, and an
+    f16 copy of V; with it only the f16 mask. Calibrated on calibration/memory_logs.csv (A01, A04, A14,
+    A26, A27: all within 4%).
+    """
+    ub, m = settings.n_ubatch, model
+    rows = ATTN_PHASE_EMBD_ROWS * ub * m.hidden * F32_BYTES
+    if settings.flash_attn:
+        attention = cells * ub * F16_BYTES + rows
+    else:
+        v_dim = m.kv_lora_rank if m.attention == "mla" else m.kv_heads * m.head_dim
+        attention = cells * ub * m.heads * F32_BYTES + cells * v_dim * F16_BYTES + rows
+    logits = ub * (m.vocab + LOGITS_PHASE_EMBD_ROWS * m.hidden) * F32_BYTES
+    return max(attention, logits)
+
+
+def host_compute_bytes(model: ModelProfile, cells: int, settings: EngineSettings) -> int:
+    """llama.cpp's CUDA_Host/CPU compute buffer: the f32 KQ mask and the input embeddings.
+    Reproduces A01 (24.01 MiB), A04 (9.01), A14 (70.51), A26 (10.01) and A27 (12.01) to 0.01 MiB."""
+    return cells * settings.n_ubatch * F32_BYTES + settings.n_ubatch * model.hidden * F32_BYTES
+
+
+def layer_split(n_layers: int, n_gpu_layers: int, weights_of_gpus: list[float]) -> list[list[int]]:
+    """llama.cpp's default layer split: the last `n_gpu_layers` of n_layer + 1 units (the output
+    layer is unit n_layer) go to the GPUs in proportion to their memory. Returns unit indices per GPU.
+
+    Matches calibration A02 (17/15 layers on two RTX 3090) and A03 (9/8/8/7 on four)."""
+    start = n_layers + 1 - n_gpu_layers
+    if len(weights_of_gpus) == 1:
+        return [list(range(start, n_layers + 1))]
+    total = sum(weights_of_gpus)
+    cumulative, acc = [], 0.0
+    for w in weights_of_gpus:
+        acc += w
+        cumulative.append(acc / total)
+    split = [[] for _ in weights_of_gpus]
+    dev, last = 0, len(cumulative) - 1
+    for unit in range(start, n_layers + 1):
+        frac = (unit - start) / n_gpu_layers
+        while dev < last and frac >= cumulative[dev]:  # fractions only grow: walk the devices once
+            dev += 1
+        split[dev].append(unit)
+    return split
+
+
+class LlamaCpp(Engine):
+    name = "llama.cpp"
+    label = "llama.cpp"
+    loads_gguf = True
+    default_quant = "Q4_K_M"
+    check_kv_types = ("f16", "q8_0", "q4_0")
+    # llama-quantize's common file types from F16 down to Q2_K (profiles/quants.toml); --cache-type-k/-v
+    weight_ladder = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K")
+    kv_ladder = ("f16", "q8_0", "q4_0")
+    mla_layout = "latent+v"
+    context_help = "-c: total over the slots"
+
+    # ---------------------------------------------------------------- settings
+
+    def check_kv_pair(self, k, v) -> None:
+        if k.name in NO_KV_TYPES or v.name in NO_KV_TYPES:
+            raise UsageError("llama.cpp has no fp8 KV cache; use q8_0 (or --engine vllm)")
+
+    def check_settings(self, settings, k, v) -> None:
+        if v.block_elements > 1 and not settings.flash_attn:
+            raise UsageError(
+                f"llama.cpp needs flash attention for a quantized V cache ({v.name}); drop --no-flash-attn")
+        super().check_settings(settings, k, v)
+
+    def allocation(self, settings: EngineSettings) -> Allocation:
+        # llama.cpp keeps n_swa x sequences + n_ubatch cells in a sliding-window cache
+        return Allocation(PAD_FLASH if settings.flash_attn else PAD_NO_FLASH, pooled=True,
+                          window_extra_tokens=settings.n_ubatch)
+
+    # ---------------------------------------------------------------- contexts: -c is shared by the slots
+
+    def context_value(self, per_sequence: int, settings: EngineSettings) -> int:
+        return per_sequence * settings.parallel
+
+    def per_sequence(self, context: int, settings: EngineSettings) -> int:
+        return context // settings.parallel
+
+    def cells(self, job: Job, context: int) -> int:
+        return job.alloc.pad(context)
+
+    def _context_of_cells(self, job: Job, cells: int) -> int:
+        return cells
+
+    def breakpoints(self, job: Job) -> set[int]:
+        """Windows filling up, and where the compute buffer's attention phase overtakes its logits phase."""
+        points = super().breakpoints(job)
+        m, s = job.model, job.settings
+        at_zero = compute_buffer_bytes(m, 0, s)  # the logits phase, or the attention phase's constant
+        per_cell = compute_buffer_bytes(m, 1, s) - at_zero
+        logits = s.n_ubatch * (m.vocab + LOGITS_PHASE_EMBD_ROWS * m.hidden) * F32_BYTES
+        rows = ATTN_PHASE_EMBD_ROWS * s.n_ubatch * m.hidden * F32_BYTES
+        if not per_cell:
+            # while the logits phase dominates the slope is 0: find where attention overtakes it
+            per_cell = compute_buffer_bytes(m, 10**9, s) // 10**9 or 1
+        points.add(max(1, (logits - rows) // per_cell))
+        return points
+
+    # ---------------------------------------------------------------- placement
+
+    def deployment(self, job: Job, machine: Machine, context: int) -> Deployment:
+        """A layer split: every GPU that holds layers is a pipeline stage of its own (they take turns)."""
+        s = job.settings
+        return Deployment(self.name, tp=1, pp=max(1, len(machine.gpus)), sequences=s.parallel,
+                          context_per_sequence=self.per_sequence(context, s))
+
+    def _gpu_uses(self, job: Job, cells: int, machine: Machine, n_gpu_layers: int) -> list[DeviceUse]:
+        m, s, w = job.model, job.settings, job.weights
+        gpus = machine.gpus
+        known = [i for i, d in enumerate(gpus) if d.usable_bytes is not None]  # unknown memory holds nothing
+        split_known = (layer_split(m.layers, n_gpu_layers, [float(gpus[i].usable_bytes or 1) for i in known])
+                       if known and n_gpu_layers else [[] for _ in known])
+        units_of = dict(zip(known, split_known))
+        compute = compute_buffer_bytes(m, cells, s)
+        uses = []
+        for i, dev in enumerate(gpus):
+            units = units_of.get(i, [])
+            layers = [u for u in units if u < m.layers]
+            wb = sum(w.layer_bytes[j] for j in layers)
+            if m.layers in units:
+                wb += w.output_bytes
+            kvb = sum(job.cache.layer_bytes(j, cells, s.parallel, job.alloc) for j in layers)
+            overhead = CUDA_RUNTIME_BYTES if units and dev.kind == "gpu" else 0
+            uses.append(DeviceUse(dev.name, len(units), wb, kvb, compute if units else 0, overhead,
+                                  gpu_usable_bytes(dev, s.headroom_bytes), device_index=i, stage=i))
+        return uses
+
+    def _host_use(self, job: Job, cells: int, n_gpu_layers: int, machine: Machine, gpu_uses) -> DeviceUse:
+        m, s, w = job.model, job.settings, job.weights
+        cpu_layers = [i for i in range(m.layers + 1 - n_gpu_layers) if i < m.layers] if n_gpu_layers <= m.layers else []
+        wb = w.token_embd_bytes + sum(w.layer_bytes[i] for i in cpu_layers)
+        if n_gpu_layers == 0:
+            wb += w.output_bytes
+        kvb = sum(job.cache.layer_bytes(i, cells, s.parallel, job.alloc) for i in cpu_layers)
+        compute = host_compute_bytes(m, cells, s)
+        if not machine.gpus or n_gpu_layers == 0:
+            compute += compute_buffer_bytes(m, cells, s)  # the CPU backend runs the whole graph
+        return DeviceUse("host RAM", len(cpu_layers), wb, kvb, compute, 0, host_usable_bytes(machine, gpu_uses),
+                         host=True, device_index=HOST, stage=len(machine.gpus))
+
+    @staticmethod
+    def _gpus_fit(uses) -> bool:
+        return all(u.fits for u in uses if u.layers)
+
+    def place(self, job: Job, deployment: Deployment, machine: Machine, context: int) -> Placement:
+        m = job.model
+        cells = self.cells(job, context)
+        full = m.layers + 1
+        if machine.gpus:
+            gpu_uses = self._gpu_uses(job, cells, machine, full)
+            host = self._host_use(job, cells, full, machine, gpu_uses)
+            if self._gpus_fit(gpu_uses) and any(u.layers for u in gpu_uses) and host.fits is not False:
+                return self._placement("gpu", gpu_uses, host, full)
+            # partial offload: the most layers whose GPU share still fits (fewer layers never need more
+            # GPU memory, so bisect)
+            lo, hi = 0, m.layers  # fits(lo) holds trivially (nothing offloaded), fits(full) does not
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if self._gpus_fit(self._gpu_uses(job, cells, machine, mid)):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            if lo:
+                gpu_uses = self._gpu_uses(job, cells, machine, lo)
+                host = self._host_use(job, cells, lo, machine, gpu_uses)
+                return self._placement("gpu+cpu" if host.fits is not False else "none", gpu_uses, host, lo)
+        gpu_uses = []
+        host = self._host_use(job, cells, 0, machine, gpu_uses)
+        return self._placement("cpu" if host.fits is not False else "none", gpu_uses, host, 0)
+
+    def _placement(self, kind: str, gpu_uses, host: DeviceUse, gpu_layers: int) -> Placement:
+        uses = list(gpu_uses) + [host]
+        units = sum(u.layers for u in uses) or 1
+        uses = [replace(u, compute_share=u.layers / units) for u in uses]
+        if kind == "gpu":
+            # every layer on the GPUs: RAM holds only the token embeddings (mmap-ed, read a row per token) and small
+            # buffers, so an unknown RAM size does not make the verdict unknown
+            fits = verdict(u for u in uses if not u.host) if host.fits is None else verdict(uses)
+        elif kind == "none":
+            fits = False
+        else:
+            fits = verdict(u for u in uses if u.layers or u.host)
+        return Placement(kind, tuple(uses), gpu_layers, fits)
+
+    def gpu_totals(self, job: Job, machine: Machine, context: int) -> list[tuple[int, int | None]]:
+        if not machine.gpus:
+            return []
+        uses = self._gpu_uses(job, self.cells(job, context), machine, job.model.layers + 1)
+        return [(u.total_bytes, u.usable_bytes) for u in uses if u.layers]
+
+    # ---------------------------------------------------------------- words
+
+    def notes(self, job: Job, deployment: Deployment, placement: Placement, context: int, machine: Machine) -> list[str]:
+        m, s = job.model, job.settings
+        notes = []
+        if placement.kind == "gpu+cpu":
+            on_gpu = placement.gpu_layers - 1 if placement.gpu_layers > m.layers else placement.gpu_layers
+            notes.append(f"{on_gpu} of {m.layers} layers on the GPU(s); the rest run from RAM")
+        if s.parallel > 1:
+            notes += self._parallel_notes(context, s)
+        return notes
+
+    def _parallel_notes(self, context: int, settings: EngineSettings) -> list[str]:
+        return [f"llama.cpp shares -c {context} among {settings.parallel} slots: {context // settings.parallel} tokens each"]
+
+    def summary_line(self, est: Estimate) -> str:
+        fa = "on" if est.flash_attn else "off"
+        slots = f", {est.parallel} slots" if est.parallel > 1 else ""
+        on_gpu = any(not d.host for d in est.devices)
+        headroom = f", {est.headroom_bytes / GIB:.1f} GiB headroom per GPU" if on_gpu else ", CPU only"
+        return f"Engine {est.engine}, flash attention {fa}{slots}{headroom}"
+
+    def explain_lines(self, e: Estimate) -> list[str]:
+        lines = [f"  KV       = kv_bytes_per_token x cells = {e.kv_bytes_per_token} x {e.kv_cells}"
+                 f" (sliding-window layers keep at most window + n_ubatch) = {e.kv_bytes} ({fmt_mib(e.kv_bytes)});"
+                 f" K {fmt_mib(e.kv_k_bytes)}, V {fmt_mib(e.kv_v_bytes)}"]
+        if e.flash_attn:
+            attn = "n_ctx x n_ubatch x 2 (f16 mask) + 4 x n_ubatch x n_embd x 4"
+        else:
+            attn = "n_ctx x n_ubatch x n_head x 4 (f32 scores) + n_ctx x n_embd_v x 2 + 4 x n_ubatch x n_embd x 4"
+        lines.append(f"  compute  = max(attention: {attn}, logits: n_ubatch x (n_vocab + 2 x n_embd) x 4) per GPU"
+                     f" = {e.compute_bytes} ({fmt_mib(e.compute_bytes)} in all)")
+        lines.append(f"  host compute = n_ctx x n_ubatch x 4 + n_ubatch x n_embd x 4 = {e.host_compute_bytes}"
+                     f" ({fmt_mib(e.host_compute_bytes)})")
+        lines.append(f"  overhead = CUDA runtime {fmt_mib(CUDA_RUNTIME_BYTES)} per GPU used = {e.overhead_bytes}"
+                     f" ({fmt_mib(e.overhead_bytes)})")
+        lines.append(f"  total    = weights + KV + compute + host compute + overhead = {e.total_bytes}"
+                     f" ({fmt_mib(e.total_bytes)})")
+        lines.append(f"  fits on a GPU when its share (layers split by memory, output layer last) <= free memory -"
+                     f" headroom ({fmt_gib(e.headroom_bytes, 2)}); max context solved per GPU from these affine terms")
+        return lines
+
+    def memory_terms(self, job: Job, placement: Placement, context: int) -> dict:
+        """The estimate's machine-wide terms: cells, K/V split, compute buffers (per GPU, and the host's)."""
+        cells = self.cells(job, context)
+        k, v = job.cache.split_bytes(cells, job.settings.parallel, job.alloc)
+        compute = (sum(u.compute_bytes for u in placement.devices if not u.host)
+                   or compute_buffer_bytes(job.model, cells, job.settings))
+        return {"cells": cells, "kv_bytes": k + v, "kv_k_bytes": k, "kv_v_bytes": v, "compute_bytes": compute,
+                "host_compute_bytes": host_compute_bytes(job.model, cells, job.settings)}
+
+
+ENGINE = LlamaCpp()

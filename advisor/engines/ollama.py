@@ -1,0 +1,40 @@
+"""Ollama: llama.cpp underneath, with its own context knob and flash-attention default.
+
+- num_ctx is per sequence: it allocates num_ctx x OLLAMA_NUM_PARALLEL cells.
+- Flash attention is off unless the KV cache is quantized (which requires it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from advisor.core.memory import EngineSettings
+from advisor.engines.base import Job
+from advisor.engines.llamacpp import LlamaCpp
+
+
+class Ollama(LlamaCpp):
+    name = "ollama"
+    label = "Ollama"
+    context_help = "num_ctx: per sequence"
+
+    def resolve(self, settings: EngineSettings, kv_quantized: bool) -> EngineSettings:
+        return settings if settings.flash_attn is not None else replace(settings, flash_attn=kv_quantized)
+
+    def context_value(self, per_sequence: int, settings: EngineSettings) -> int:
+        return per_sequence
+
+    def per_sequence(self, context: int, settings: EngineSettings) -> int:
+        return context
+
+    def cells(self, job: Job, context: int) -> int:
+        return job.alloc.pad(context * job.settings.parallel)
+
+    def _context_of_cells(self, job: Job, cells: int) -> int:
+        return cells // job.settings.parallel
+
+    def _parallel_notes(self, context: int, settings: EngineSettings) -> list[str]:
+        return [f"Ollama allocates num_ctx x OLLAMA_NUM_PARALLEL = {context} x {settings.parallel} cells"]
+
+
+ENGINE = Ollama()
