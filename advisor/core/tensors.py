@@ -321,5 +321,6 @@ def weights_layout(model: ModelProfile, recipe: Recipe, quants: QuantTable) -> W
         if not name.startswith("output (tied"):
             params += row * rows
         kind = "embeddings" if where == "embd" else "output" if where == "tail" else group_of(name)
-        sums.add(kind, layer, n, int(n * share) if share else n)
+        read = 0 if kind == "embeddings" else int(n * share) if share else n  # an embedding is a row lookup
+        sums.add(kind, layer, n, read)
     return WeightsLayout(sums.groups(), model.layers, params)

@@ -194,7 +194,7 @@ class LlamaCpp(Engine):
         m = job.model
         cells = self.cells(job, context)
         full = m.layers + 1
-        if machine.gpus:
+        if any(d.usable_bytes is not None for d in machine.gpus):  # a GPU whose memory is unknown holds nothing
             gpu_uses = self._gpu_uses(job, cells, machine, full)
             host = self._host_use(job, cells, full, machine, gpu_uses)
             if self._gpus_fit(gpu_uses) and any(u.layers for u in gpu_uses) and host.fits is not False:
