@@ -17,6 +17,7 @@ from pathlib import Path
 from advisor.sources.catalog import find_by_nvml_name, find_hardware
 from advisor.errors import AdvisorError, UsageError
 from advisor.core.hardware import Device, Machine
+from advisor import engines
 from advisor.apps.estimate import estimate
 from advisor.core.memory import EngineSettings, KVChoice
 from advisor.core.speed import estimate_speed
@@ -119,8 +120,11 @@ def resolve_hardware(text: str):
 
 
 def _engine(row) -> str:
+    """The engine a log row names (its own words, e.g. "vLLM (V0 worker)"); the first engine when none matches.
+    The most specific name wins ("ollama" over the "llama.cpp" it runs)."""
     text = row["engine"].lower()
-    return "vllm" if "vllm" in text else "ollama" if "ollama" in text else "llama.cpp"
+    hits = [(len(n), e.name) for e in engines.all_engines() for n in e.log_names if n in text]
+    return max(hits)[1] if hits else engines.names()[0]
 
 
 def _device(name: str, kind: str, memory: int, bandwidth: float | None, spec, index: int = 0) -> Device:
@@ -175,7 +179,8 @@ def memory_checks(row, registry) -> tuple[list[Check], list[Unmapped]]:
         skipped.append(Unmapped(rid, "weights, total", f"quant '{quant}' has no recipe (custom / ik_llama type)"))
     kv_k = row.get("kv_type_k") or "f16"
     kv_v = row.get("kv_type_v") or kv_k
-    parallel = _first_int(row.get("n_seq_or_parallel")) if engine != "vllm" else 1
+    budget_log = engines.get(engine).log_reports == "kv_budget"
+    parallel = _first_int(row.get("n_seq_or_parallel")) if not budget_log else 1
     settings = EngineSettings(name=engine, parallel=parallel or 1,
                               flash_attn=(row.get("flash_attn", "").strip() == "1") if row.get("flash_attn") else None)
     machine, named, spec = _memory_machine(row, engine)
@@ -184,7 +189,7 @@ def memory_checks(row, registry) -> tuple[list[Check], list[Unmapped]]:
                        settings, context, machine, registry.quants)
     except AdvisorError as exc:
         return [], [Unmapped(rid, "row", str(exc))]
-    if engine == "vllm":
+    if budget_log:
         weights_gib = _gib_value(row["model_buffer_mib_per_device"], r"(?:take|took)")
         if weights_gib is not None and known_quant:
             per_gpu = "per GPU" in row["model_buffer_mib_per_device"]

@@ -52,6 +52,10 @@ class Engine:
     kv_ladder: tuple[str, ...] = ()
     mla_layout: str = "latent"
     context_help: str = ""  # what --context means for this engine
+    # how its logs name it and what they report (advisor validate reads memory logs): "buffers" (per-device
+    # model / KV / compute buffers, as llama.cpp prints them) or "kv_budget" (the memory left for the cache)
+    log_names: tuple[str, ...] = ()
+    log_reports: str = "buffers"
 
     # ---------------------------------------------------------------- settings and validation
 

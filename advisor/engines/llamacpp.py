@@ -98,6 +98,7 @@ class LlamaCpp(Engine):
     kv_ladder = ("f16", "q8_0", "q4_0")
     mla_layout = "latent+v"
     context_help = "-c: total over the slots"
+    log_names = ("llama.cpp", "ik_llama.cpp")
 
     # ---------------------------------------------------------------- settings
 

@@ -17,6 +17,7 @@ class Ollama(LlamaCpp):
     name = "ollama"
     label = "Ollama"
     context_help = "num_ctx: per sequence"
+    log_names = ("ollama",)
 
     def resolve(self, settings: EngineSettings, kv_quantized: bool) -> EngineSettings:
         return settings if settings.flash_attn is not None else replace(settings, flash_attn=kv_quantized)

@@ -77,6 +77,8 @@ class Vllm(Engine):
     kv_ladder = ("f16", "fp8")
     mla_layout = "latent"
     context_help = "max_model_len: per sequence"
+    log_names = ("vllm",)
+    log_reports = "kv_budget"
 
     def check_kv_pair(self, k, v) -> None:
         for t in (k, v):
