@@ -50,6 +50,60 @@ def meeting_labels(plan):
 # ---------------------------------------------------------------- the acceptance invariants
 
 
+# ---- an independent recomputation of what each GPU holds, from the documented rules, not the engine modules
+
+MIB_ = 1024**2
+HEADROOM = 1024**3  # llama.cpp: 1 GiB kept free per GPU (the default --headroom)
+CUDA_RUNTIME = 350 * MIB_  # per GPU with work on it (CUDA context + cuBLAS; vLLM: non-torch memory)
+FA_PAD = 256  # llama.cpp pads the cache to 256 cells with flash attention (on by default)
+UBATCH = 512
+VLLM_UTIL = 0.9
+# bytes per element of the cache types the plan uses (ggml blocks: q8_0 34 B per 32, q4_0 18 B per 32)
+KV_ELEMENT_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "fp8": 1.0}
+
+
+def kv_per_token_per_layer(m, kv_type, mla_v: bool) -> float:
+    b = KV_ELEMENT_BYTES[kv_type]
+    if m.attention == "mla":  # the latent (+ llama.cpp's V latent)
+        return b * (m.kv_lora_rank + m.qk_rope_head_dim + (m.kv_lora_rank if mla_v else 0))
+    assert not m.sliding_window, "the sampled models have no windows"
+    return b * 2 * m.kv_heads * m.head_dim
+
+
+def llama_cpp_device_totals(m, layer_bytes, output_bytes, kv_type, context, n_gpus):
+    """Each of n equal GPUs: the llama.cpp split of n_layer + 1 units in equal shares (unit n_layer is the output
+    layer), its layers' weights and cache, a compute buffer (flash attention: the larger of the f16 mask with four
+    activation rows and the logits) and the CUDA runtime."""
+    units = m.layers + 1
+    cells = -(-context // FA_PAD) * FA_PAD
+    compute = max(cells * UBATCH * 2 + 4 * UBATCH * m.hidden * 4, UBATCH * (m.vocab + 2 * m.hidden) * 4)
+    per_token = kv_per_token_per_layer(m, kv_type, mla_v=True)
+    totals = []
+    for d in range(n_gpus):
+        mine = [u for u in range(units) if d * units <= u * n_gpus < (d + 1) * units]
+        layers = [u for u in mine if u < m.layers]
+        weights = sum(layer_bytes[u] for u in layers) + (output_bytes if m.layers in mine else 0)
+        totals.append(weights + len(layers) * per_token * cells + compute + CUDA_RUNTIME)
+    return totals
+
+
+def vllm_rank_total(m, layout, kv_type, context, n_gpus):
+    """The fullest rank: tensor parallel over the largest degree that divides the GPUs and the heads, pipeline
+    stages for the rest; a stage holds at most ceil(layers / stages) layers and the embedding or the LM head (an
+    upper bound when the stages are uneven)."""
+    tp = max(t for t in range(1, n_gpus + 1) if n_gpus % t == 0 and m.heads % t == 0
+             and (m.kv_heads % t == 0 or t % m.kv_heads == 0))
+    pp = n_gpus // tp
+    layers = -(-m.layers // pp)
+    ends = layout.token_embd_bytes + layout.output_bytes if pp == 1 else max(layout.token_embd_bytes,
+                                                                             layout.output_bytes)
+    weights = (max(layout.layer_bytes) * layers if pp > 1 else sum(layout.layer_bytes)) + ends
+    heads_share = 1.0 if m.attention == "mla" else max(1, m.kv_heads // tp) / m.kv_heads
+    kv = layers * kv_per_token_per_layer(m, kv_type, mla_v=False) * (-(-context // 16) * 16) * heads_share
+    activation = max(context, 2048) * 8 * m.intermediate / tp  # the profiled pass: 8 bytes per token per FF unit
+    return weights / tp + kv + activation + CUDA_RUNTIME
+
+
 @pytest.mark.parametrize("model, context, speed, engine", [
     ("llama-3-70b", 32768, 15.0, "llama.cpp"),
     ("llama-3-8b", 65536, 30.0, "llama.cpp"),
@@ -57,21 +111,37 @@ def meeting_labels(plan):
     ("llama-3-8b", 8192, 20.0, "vllm"),
 ])
 def test_every_candidate_that_meets_really_fits_per_gpu_and_reaches_the_speed(model, context, speed, engine):
+    from advisor.core.tensors import weights_layout
+
     plan = search(model, context, speed, engine=engine, max_gpus=4, ids=None)
     assert plan.meeting()
     registry = load_registry()
+    m = registry.model(model)
     for c in plan.meeting():
+        machine = c.option.machine
+        layout = weights_layout(m, registry.quants.recipe(c.quant), registry.quants)
+        if machine.gpus and engine == "llama.cpp":
+            usable = [d.memory_total_bytes - HEADROOM for d in machine.gpus]
+            totals = llama_cpp_device_totals(m, layout.layer_bytes, layout.output_bytes, c.kv_type, context,
+                                             len(machine.gpus))
+            if not machine.unified:
+                assert all(t <= u for t, u in zip(totals, usable)), (c.option.label, totals, usable)
+            else:  # no CUDA runtime on Metal
+                assert all(t - CUDA_RUNTIME <= u for t, u in zip(totals, usable)), (c.option.label, totals, usable)
+        elif machine.gpus:
+            total = vllm_rank_total(m, layout, c.kv_type, context, len(machine.gpus))
+            assert all(total <= d.memory_total_bytes * VLLM_UTIL for d in machine.gpus), (c.option.label, total)
+        else:  # CPU only: everything in RAM
+            need = layout.total_bytes + m.layers * kv_per_token_per_layer(m, c.kv_type, True) * context
+            assert need <= machine.ram_total_bytes, c.option.label
+        # speed: at least the target by the speed model, and never above what the memory bandwidth allows
         settings_ = EngineSettings(name=engine)
-        est = estimate(registry.model(model), c.quant, KVChoice(c.kv_type, c.kv_type), settings_,
-                       engine_context(context, settings_), c.option.machine, registry.quants)
-        if c.option.machine.gpus:
-            assert est.placement == "gpu", c.option.label
-            # every device, checked on its own: what it holds is within what it has
-            for use in est.devices:
-                assert use.fits and (use.usable_bytes is None or use.total_bytes <= use.usable_bytes), use
-        else:
-            assert est.placement == "cpu"
-        assert estimate_speed(est, c.option.machine).decode_tokens_per_s >= speed, c.option.label
+        est = estimate(m, c.quant, KVChoice(c.kv_type, c.kv_type), settings_, engine_context(context, settings_),
+                       machine, registry.quants)
+        assert estimate_speed(est, machine).decode_tokens_per_s >= speed, c.option.label
+        bandwidth = min(d.bandwidth_gb_s for d in machine.gpus) if machine.gpus else machine.cpu_bandwidth_gb_s
+        parallel_read = layout.active_bytes / (len(machine.gpus) if engine == "vllm" and machine.gpus else 1)
+        assert c.decode_tokens_per_s <= bandwidth * 1e9 / parallel_read, c.option.label
         assert c.max_context >= context
 
 
