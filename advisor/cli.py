@@ -10,13 +10,28 @@ import sys
 
 import click
 
-from advisor import __version__, engines
+from advisor import __version__, engines  # engines/__init__ lists modules lazily: cheap to import
 from advisor.errors import AdvisorError
 
 FORMATS = ("table", "json", "csv", "markdown")  # advisor.output.FORMATS; repeated so --help needs no import
 
-ENGINE_CHOICES = engines.names()  # the registry: one module per engine under advisor/engines/
-DEFAULT_ENGINE = ENGINE_CHOICES[0]
+DEFAULT_ENGINE = engines.PREFERRED_ORDER[0]
+
+
+class EngineChoice(click.Choice):
+    """--engine's choices are the registry's (one module per engine under advisor/engines/), looked up only when
+    an option is parsed or its help shown: importing every engine would slow `advisor --help`."""
+
+    def __init__(self):
+        super().__init__(())
+
+    @property
+    def choices(self):
+        return engines.names()
+
+    @choices.setter
+    def choices(self, value):
+        pass
 MAX_CONTEXT_TOKENS = 1 << 24  # 16M tokens: anything larger is a typo, not a context
 DEFAULT_TOKENS_PER_DAY = 1_000_000
 DEFAULT_INPUT_SHARE = 0.75  # 3 input tokens per output token: chat with history or retrieved context (an assumption)
@@ -45,7 +60,7 @@ def machine_options(f):
 
 def engine_options(f):
     options = [
-        click.option("--engine", type=click.Choice(ENGINE_CHOICES), default=DEFAULT_ENGINE,
+        click.option("--engine", type=EngineChoice(), default=DEFAULT_ENGINE,
                      show_default=True, help="Inference engine whose memory behaviour to model."),
         click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Slots (llama.cpp --parallel, OLLAMA_NUM_PARALLEL) or concurrent sequences (vLLM)."),
@@ -409,7 +424,7 @@ def _kwh_price(kwh_price, region, tables, currency, fx) -> tuple[float, list[str
 @click.option("--kv-type", metavar="TYPE", default="f16", show_default=True, help="KV cache type.")
 @click.option("--context", type=int, callback=_positive_context, default=DEFAULT_BREAKEVEN_CONTEXT, show_default=True,
               metavar="TOKENS", help="Context per sequence; decode speed is taken with a full cache of this size.")
-@click.option("--engine", type=click.Choice(ENGINE_CHOICES), default=DEFAULT_ENGINE, show_default=True)
+@click.option("--engine", type=EngineChoice(), default=DEFAULT_ENGINE, show_default=True)
 @click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=1, show_default=True, metavar="N",
               help="Sequences decoded together (batched): more tokens/s for the same weights read.")
 @money_options
@@ -526,7 +541,7 @@ DEFAULT_PLAN_REGION = "US"  # electricity when none is given and the currency is
               metavar="N", help="Decode speed each sequence must reach with a full cache.")
 @click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=1, show_default=True, metavar="N",
               help="Sequences served at once (each with --context tokens).")
-@click.option("--engine", type=click.Choice(ENGINE_CHOICES), default=DEFAULT_ENGINE, show_default=True)
+@click.option("--engine", type=EngineChoice(), default=DEFAULT_ENGINE, show_default=True)
 @click.option("--max-gpus", type=click.IntRange(min=1, max=16), default=DEFAULT_MAX_GPUS, show_default=True,
               metavar="N", help="Most GPUs of one kind in a box (Apple and CPU-only: always one).")
 @click.option("--budget", type=click.FloatRange(min=0), metavar="PRICE",

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from click.testing import CliRunner
 from gguf import GGUFWriter
 
@@ -301,3 +303,17 @@ def test_deployment_json_has_the_contract_fields():
     assert isinstance(Deployment("x").as_dict()["offload"], dict)
     part = fit_json("llama-3-70b", "--gpu", "RTX 4090", "--ram", "64", "--context", "8192")
     assert part["deployment"]["offload"]["kind"] == "layers" and part["deployment"]["offload"]["host_layers"] > 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["gemma-2-9b", "yoco-3b", "deepseek-v2-lite", "llama-3-8b"]), st.integers(0, 64),
+       st.integers(0, 64), st.integers(1, 200_000), st.integers(1, 8), st.sampled_from([1, 2, 4, 8, 16]))
+def test_span_sums_equal_layer_by_layer_sums(model_id, a, b, cells, sequences, tp):
+    f16 = REG.quants.kv_type("f16")
+    layout = cache_layout(REG.model(model_id), f16, f16)
+    n = len(layout.layers)
+    start, stop = sorted((min(a, n), min(b, n)))
+    alloc = Allocation(256, True, 512)
+    by_layer = layout.rank_bytes(range(start, stop), cells, sequences, alloc, tp)
+    assert layout.span_bytes(start, stop, cells, sequences, alloc, tp) == by_layer
+    assert layout.total_for(list(range(start, stop)), cells, sequences, alloc, tp) == by_layer

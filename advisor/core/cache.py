@@ -18,7 +18,7 @@ its share under tensor parallelism. A model's cache is a `CacheLayout`: a tuple 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import ClassVar
 
 from advisor.core.formats import ElementType
@@ -183,6 +183,34 @@ class CacheLayout:
     def layer_bytes(self, i: int, cells: int, sequences: int = 1, alloc: Allocation = NO_PADDING) -> int:
         return self.layers[i].bytes(cells, sequences, alloc)
 
+    @cached_property
+    def _spans(self) -> tuple[tuple[CacheSpec, ...], tuple[tuple[int, ...], ...]]:
+        """The distinct specs, and for each the number of layers before layer i that use it (prefix counts): a
+        model has a handful of distinct specs over hundreds of layers, and placement asks for many spans."""
+        unique: dict[CacheSpec, int] = {}
+        for spec in self.layers:
+            unique.setdefault(spec, len(unique))
+        counts = [[0] * (len(self.layers) + 1) for _ in unique]
+        for i, spec in enumerate(self.layers):
+            u = unique[spec]
+            for c, row in enumerate(counts):
+                row[i + 1] = row[i] + (1 if c == u else 0)
+        return tuple(unique), tuple(tuple(row) for row in counts)
+
+    def span_bytes(self, start: int, stop: int, cells: int, sequences: int = 1, alloc: Allocation = NO_PADDING,
+                   tp: int = 1) -> int:
+        """Bytes of layers start..stop-1 (one of `tp` ranks' share): the same as summing layer by layer."""
+        if stop <= start:
+            return 0
+        specs, counts = self._spans
+        total = 0
+        for spec, row in zip(specs, counts):
+            n = row[stop] - row[start]
+            if n:
+                num, den = spec.rank_fraction(tp)
+                total += n * (spec.bytes(cells, sequences, alloc) * num // den)
+        return total
+
     def total_bytes(self, cells: int, sequences: int = 1, alloc: Allocation = NO_PADDING) -> int:
         return sum(spec.bytes(cells, sequences, alloc) for spec in self.layers)
 
@@ -202,6 +230,15 @@ class CacheLayout:
             num, den = spec.rank_fraction(tp)
             total += spec.bytes(cells, sequences, alloc) * num // den
         return total
+
+    def total_for(self, layers, cells: int, sequences: int = 1, alloc: Allocation = NO_PADDING, tp: int = 1) -> int:
+        """`rank_bytes` for a contiguous run of layer indices (a range or a list), by spans."""
+        layers = list(layers)
+        if not layers:
+            return 0
+        if layers == list(range(layers[0], layers[-1] + 1)):
+            return self.span_bytes(layers[0], layers[-1] + 1, cells, sequences, alloc, tp)
+        return self.rank_bytes(layers, cells, sequences, alloc, tp)
 
     def breakpoints(self, sequences: int, alloc: Allocation) -> set[int]:
         """Cells where the cache's growth changes slope (windows filling up)."""

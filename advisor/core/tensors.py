@@ -47,6 +47,7 @@ class Tensor(NamedTuple):
 GROUP_KINDS = ("embeddings", "attention", "dense_ffn", "routed_experts", "shared_experts", "output")
 
 
+@lru_cache(maxsize=4096)  # a few dozen distinct names per model, asked once per tensor of every layer
 def group_of(name: str) -> str:
     """The group of a tensor by its llama.cpp name (bare, or blk.N.-prefixed; '.weight' and '.bias' allowed).
     Norms go with the block part they normalise; the MoE router with the routed experts."""

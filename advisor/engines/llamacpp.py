@@ -168,7 +168,7 @@ class LlamaCpp(Engine):
             wb = sum(w.layer_bytes[j] for j in layers)
             if m.layers in units:
                 wb += w.output_bytes
-            kvb = sum(job.cache.layer_bytes(j, cells, s.parallel, job.alloc) for j in layers)
+            kvb = job.cache.total_for(layers, cells, s.parallel, job.alloc)
             overhead = CUDA_RUNTIME_BYTES if units and dev.kind == "gpu" else 0
             uses.append(DeviceUse(dev.name, len(units), wb, kvb, compute if units else 0, overhead,
                                   gpu_usable_bytes(dev, s.headroom_bytes), device_index=i, stage=i))
@@ -180,7 +180,7 @@ class LlamaCpp(Engine):
         wb = w.token_embd_bytes + sum(w.layer_bytes[i] for i in cpu_layers)
         if n_gpu_layers == 0:
             wb += w.output_bytes
-        kvb = sum(job.cache.layer_bytes(i, cells, s.parallel, job.alloc) for i in cpu_layers)
+        kvb = job.cache.total_for(cpu_layers, cells, s.parallel, job.alloc)
         compute = host_compute_bytes(m, cells, s)
         if not machine.gpus or n_gpu_layers == 0:
             compute += compute_buffer_bytes(m, cells, s)  # the CPU backend runs the whole graph

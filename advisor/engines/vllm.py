@@ -125,8 +125,8 @@ class Vllm(Engine):
             if si == len(stages) - 1:
                 wb += w.output_bytes  # the LM head on the last
             wb //= d.tp
-            kvb = job.cache.rank_bytes(layers, cells, s.parallel, job.alloc, d.tp)
-            per_seq = max(1, job.cache.rank_bytes(layers, per_seq_cells, 1, job.alloc, d.tp))
+            kvb = job.cache.total_for(layers, cells, s.parallel, job.alloc, d.tp)
+            per_seq = max(1, job.cache.total_for(layers, per_seq_cells, 1, job.alloc, d.tp))
             for r in range(d.tp):
                 index = si * d.tp + r
                 dev = machine.gpus[index]
