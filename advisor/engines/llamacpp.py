@@ -260,7 +260,8 @@ class LlamaCpp(Engine):
         return f"Engine {est.engine}, flash attention {fa}{slots}{headroom}"
 
     def explain_lines(self, e: Estimate) -> list[str]:
-        lines = [f"  KV       = kv_bytes_per_token x cells = {e.kv_bytes_per_token} x {e.kv_cells}"
+        lines = [f"  token_embd ({fmt_mib(e.token_embd_bytes)}) stays in host RAM; the layers split over the GPUs",
+                 f"  KV       = kv_bytes_per_token x cells = {e.kv_bytes_per_token} x {e.kv_cells}"
                  f" (sliding-window layers keep at most window + n_ubatch) = {e.kv_bytes} ({fmt_mib(e.kv_bytes)});"
                  f" K {fmt_mib(e.kv_k_bytes)}, V {fmt_mib(e.kv_v_bytes)}"]
         if e.flash_attn:

@@ -181,7 +181,7 @@ def explain_lines(e: Estimate) -> list[str]:
 
     lines = ["How this was computed (all sizes in bytes, MiB = 2^20):"]
     lines.append(f"  weights  = sum over tensors of elements x bits of their {e.quant} type / 8 = {e.weights_bytes}"
-                 f" ({fmt_mib(e.weights_bytes)}); llama.cpp keeps token_embd in host RAM")
+                 f" ({fmt_mib(e.weights_bytes)})")
     return lines + engines.get(e.engine).explain_lines(e)
 
 
