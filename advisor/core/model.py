@@ -50,6 +50,9 @@ class ModelProfile:
     expert_intermediate: int = 0
     dense_layers: int = 0
     params_reference: float = 0.0
+    family: str = ""  # "Qwen3", "gpt-oss": `advisor models` groups by it
+    release_date: str = ""  # YYYY-MM-DD of the first public weights
+    native_quant: str = ""  # the format the weights ship in (a recipe in profiles/quants.toml), e.g. MXFP4
     tier: str = ""
     what_if: str = ""
     base: str = ""

@@ -8,6 +8,7 @@ clear line. Data is found through the installed `advisor.data` package, so a whe
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -22,6 +23,7 @@ MAX_LAYERS = 4096  # real models have at most a few hundred blocks; more is a co
 
 # ---------------------------------------------------------------- validation helpers
 
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _REQUIRED = ("id", "layers", "hidden", "heads", "vocab", "max_context", "source")
 
 
@@ -230,6 +232,11 @@ def load_registry() -> Registry:
     quants = parse_quant_file(root.joinpath("quants.toml").read_text(encoding="utf-8"), "profiles/quants.toml")
     models = _read_models(root)
     notices = _add_user_models(models)
+    for m in models.values():
+        if m.native_quant and m.native_quant.lower() not in {k.lower() for k in quants.recipes}:
+            raise ProfileError(f"{m.origin}: field 'native_quant' names unknown recipe '{m.native_quant}'")
+        if m.release_date and not _DATE.match(m.release_date):
+            raise ProfileError(f"{m.origin}: field 'release_date' must be YYYY-MM-DD, got {m.release_date!r}")
     return Registry(models=models, quants=quants, notices=notices)
 
 
