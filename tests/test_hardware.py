@@ -230,9 +230,10 @@ def test_simulated_multi_gpu_and_apple():
 def test_simulated_custom_card_and_bad_values():
     m = simulated_machine((), vram_gib=20, bandwidth_gb_s=500)
     assert m.gpus[0].memory_total_bytes == 20 * GIB and m.gpus[0].bandwidth_gb_s == 500
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"--ram must be a positive number, got -4"):
         simulated_machine((), ram_gib=-4)
-    with pytest.raises(UsageError):
+    # the count is refused, not the name: "RTX 4090" is a known GPU (an unknown name would raise too)
+    with pytest.raises(UsageError, match=r"GPU count must be between 1 and \d+, got 0 in '0x RTX 4090'"):
         simulated_machine(("0x RTX 4090",))
     with pytest.raises(UsageError, match="ambiguous"):
         simulated_machine(("A100",))

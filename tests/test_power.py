@@ -77,6 +77,12 @@ def test_batched_decode_draws_more_than_single_stream():
     batched, speed = _power("RTX 4090", concurrency=32)
     assert speed.concurrency == 32
     assert batched.decode_watts >= single.decode_watts
+    # 32 x 4K on a 4090 is still memory-bound (compute share 0: the same watts); a batch of 128 short sequences is
+    # compute-bound, and draws strictly more than one stream, toward (never above) the prefill figure
+    single, _ = _power("RTX 4090", context=512)
+    big, speed = _power("RTX 4090", context=512, concurrency=128)
+    assert speed.concurrency == 128 and speed.compute_share > 0.2
+    assert single.decode_watts < big.decode_watts < single.prefill_watts
 
 
 def test_cpu_only_adds_cpu_power_and_says_it_is_assumed():
