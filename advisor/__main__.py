@@ -1,3 +1,3 @@
-from advisor.cli import main
+from advisor.cli import run
 
-main(prog_name="advisor")
+run(prog_name="advisor")

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from advisor.errors import AdvisorError, UsageError
 from advisor.sources.hf_config import Imported
 from advisor.detect import detect_machine
@@ -39,6 +41,15 @@ def model(name: str) -> ModelProfile:
     return load_model(name).profile
 
 
+def native_quant_for(profile: ModelProfile, engine: str, quants) -> str | None:
+    """The format the model's weights ship in, when this engine loads it (gpt-oss's MXFP4 in llama.cpp; not
+    DeepSeek's FP8 there)."""
+    if not profile.native_quant:
+        return None
+    recipe = next((r for k, r in quants.recipes.items() if k.lower() == profile.native_quant.lower()), None)
+    return recipe.name if recipe is not None and engine in recipe.engines else None
+
+
 def _estimate(src: Imported, quant: str | None, default_quant: str, kv: KVChoice, engine: EngineSettings,
               context: int | None, machine: Machine) -> Estimate:
     quants = load_registry().quants
@@ -46,30 +57,39 @@ def _estimate(src: Imported, quant: str | None, default_quant: str, kv: KVChoice
         if quant and quant.lower() != src.quant.lower():
             raise UsageError(f"{src.profile.origin} holds {src.quant} weights; --quant does not apply to a GGUF file")
         return estimate(src.profile, src.quant, kv, engine, context, machine, quants, weights=src.weights)
+    if quant is None and (native := native_quant_for(src.profile, engine.name, quants)):
+        est = estimate(src.profile, native, kv, engine, context, machine, quants)
+        return replace(est, notes=est.notes + (f"{native}: the model's native format (--quant for another)",))
     return estimate(src.profile, quant or default_quant, kv, engine, context, machine, quants)
 
 
 def fit_one(model_name: str, quant: str | None, kv: KVChoice, engine: EngineSettings, context: int | None,
             machine: Machine, default_quant: str = "Q4_K_M") -> Estimate:
     """One estimate. `model_name` is a profile id or a path to a config.json / GGUF file; `quant` None means the
-    file's own weights (GGUF) or `default_quant`."""
+    file's own weights (GGUF), the model's native format when the engine loads it, or `default_quant`."""
     return _estimate(load_model(model_name), quant, default_quant, kv, engine, context, machine)
 
 
 def check_grid(machine: Machine, engine: EngineSettings, models=None, quants=("Q4_K_M",), kv_types=("f16",),
-               contexts=(None,), include_what_if: bool = True, quants_given: bool = True) -> list[Estimate]:
-    """model x quant x KV type x context, in profile order. Validates every name before computing. A GGUF file
+               contexts=(None,), include_what_if: bool = True, quants_given: bool = True,
+               all_models: bool = True) -> list[Estimate]:
+    """model x quant x KV type x context, in profile order (`all_models=False`: the current models, by family and
+    size). Validates every name before computing. A GGUF file
     among `models` is evaluated with its own weights (naming quants for it is an error when `quants_given`)."""
     registry = load_registry()
     if models:
         chosen = [load_model(m) for m in models]
     else:
-        chosen = [Imported(m, ()) for m in registry.models.values() if include_what_if or not m.what_if]
+        pool = [m for m in registry.models.values() if include_what_if or not m.what_if]
+        current = [m for m in pool if m.is_current]
+        if not all_models and current:  # today's models, newest families first as `advisor models` lists them
+            pool = sorted(current, key=lambda m: (m.family or m.id, m.params_reference))
+        chosen = [Imported(m, ()) for m in pool]
     for q in quants:
         registry.quants.recipe(q)
     out = []
     for src in chosen:
-        for q in ((None,) if src.weights is not None and not quants_given else quants):
+        for q in ((None,) if not quants_given else quants):
             for kv in kv_types:
                 for ctx in contexts:
                     out.append(_estimate(src, q, quants[0], KVChoice(kv, kv), engine, ctx, machine))

@@ -70,6 +70,10 @@ def engine_options(f):
                      envvar="ADVISOR_HEADROOM", show_envvar=True,
                      help="Memory kept free on each GPU (llama.cpp / Ollama)."),
         click.option("--swa-full", is_flag=True, help="Keep a full cache in sliding-window layers (llama.cpp --swa-full)."),
+        click.option("--kv-unified", is_flag=True,
+                     help="llama.cpp --kv-unified: one cache shared by the slots (default: one per slot)."),
+        click.option("--mla-v-cache", is_flag=True,
+                     help="MLA as llama.cpp builds of 2025-04 to 2026-01 cached it: a V latent beside the K latent."),
         click.option("--gpu-util", type=click.FloatRange(min=0.05, max=1.0), default=0.9, show_default=True,
                      help="vLLM gpu_memory_utilization."),
     ]
@@ -127,7 +131,22 @@ def _emit(doc, fmt: str, quiet: bool, warnings=()):
         loaded = load_registry.cache_info().currsize
         for line in list(warnings) + list(load_registry().notices if loaded else ()):
             click.echo(f"advisor: warning: {line}", err=True)
-    click.echo(render(doc, fmt, quiet, colour=fmt == "table" and colour_enabled()))
+    try:
+        click.echo(render(doc, fmt, quiet, colour=fmt == "table" and colour_enabled()))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _reader_left()
+
+
+def _reader_left():
+    """The reader closed the pipe (`advisor check | head`): nothing is wrong, and nothing more can be said on stdout.
+    stdout goes to /dev/null so that the interpreter's final flush does not raise again (Python docs, "Note on
+    SIGPIPE"); click would exit 1 here."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
 
 
 def _import_warnings(models) -> list[str]:
@@ -137,12 +156,13 @@ def _import_warnings(models) -> list[str]:
     return [f"{name}: {w}" for name in models if looks_like_path(name) for w in load_model(name).warnings]
 
 
-def _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util):
+def _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util, kv_unified=False, mla_v_cache=False):
     from advisor.core.memory import EngineSettings
     from advisor.core.units import GIB
 
     return EngineSettings(name=engine, flash_attn=flash_attn, parallel=parallel, headroom_bytes=int(headroom * GIB),
-                          swa_full=swa_full, gpu_memory_utilization=gpu_util)
+                          swa_full=swa_full, gpu_memory_utilization=gpu_util, kv_unified=kv_unified,
+                          mla_v_cache=mla_v_cache)
 
 
 def _machine(gpus, vram, bandwidth, ram, quiet: bool = False):
@@ -208,11 +228,15 @@ def main():
 @click.option("--kv-type", "kv_types", multiple=True, metavar="TYPE", help="KV cache type: f16, q8_0, q4_0, ... (repeatable).")
 @click.option("--context", "contexts", multiple=True, type=int, callback=_positive_context, metavar="TOKENS",
               help="Context to evaluate (repeatable; default: each model's maximum).")
-@click.option("--what-if/--no-what-if", default=True, show_default=True, help="Include what-if KV variants.")
+@click.option("--what-if/--no-what-if", default=True, show_default=True,
+              help="Include what-if KV variants (with --all-models).")
+@click.option("--all-models", is_flag=True,
+              help="Every shipped profile, 2023-2024 models and what-if variants too (default: models of 2025-2026).")
 @engine_options
 @output_options
-def check(gpus, vram, bandwidth, ram, models, quants, kv_types, contexts, what_if, engine, parallel, flash_attn,
-          headroom, swa_full, gpu_util, fmt, as_json, quiet):
+def check(gpus, vram, bandwidth, ram, models, quants, kv_types, contexts, what_if, all_models, engine, parallel,
+          flash_attn,
+          headroom, swa_full, kv_unified, mla_v_cache, gpu_util, fmt, as_json, quiet):
     """Which models fit on this (or a simulated) machine, at which context, on GPU or spilling to RAM.
 
     \b
@@ -228,7 +252,7 @@ def check(gpus, vram, bandwidth, ram, models, quants, kv_types, contexts, what_i
 
     fmt = _format(fmt, as_json)
     machine = _machine(gpus, vram, bandwidth, ram, quiet)
-    settings = _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util)
+    settings = _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util, kv_unified, mla_v_cache)
     estimates = check_grid(
         machine, settings,
         models=models or None,
@@ -237,6 +261,7 @@ def check(gpus, vram, bandwidth, ram, models, quants, kv_types, contexts, what_i
         contexts=contexts or (None,),
         include_what_if=what_if,
         quants_given=bool(quants),
+        all_models=all_models,
     )
     _emit(check_document(machine, estimates), fmt, quiet, _import_warnings(models))
 
@@ -255,7 +280,7 @@ def check(gpus, vram, bandwidth, ram, models, quants, kv_types, contexts, what_i
 @engine_options
 @output_options
 def fit(model, gpus, vram, bandwidth, ram, quant, context, kv_type, kv_type_k, kv_type_v, kv_bits, explain, engine,
-        parallel, flash_attn, headroom, swa_full, gpu_util, fmt, as_json, quiet):
+        parallel, flash_attn, headroom, swa_full, kv_unified, mla_v_cache, gpu_util, fmt, as_json, quiet):
     """One configuration in detail: weights, KV cache, compute buffer, overhead, per device.
 
     \b
@@ -272,7 +297,7 @@ def fit(model, gpus, vram, bandwidth, ram, quant, context, kv_type, kv_type_k, k
 
     fmt = _format(fmt, as_json)
     machine = _machine(gpus, vram, bandwidth, ram, quiet)
-    settings = _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util)
+    settings = _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util, kv_unified, mla_v_cache)
     kv = KVChoice(k=kv_type_k or kv_type, v=kv_type_v or kv_type, bits=kv_bits)
     est = fit_one(model, quant, kv, settings, context, machine, default_quant=engines.get(engine).default_quant)
     _emit(fit_document(machine, est, explain), fmt, quiet, _import_warnings([model]))
@@ -718,3 +743,12 @@ def config_command(fmt, as_json, quiet):
                    head=(f"Config file ({state}):", f"  {path}"), table=table,
                    tail=("Precedence: command-line option > ADVISOR_* variable > config file > built-in default.",)),
           fmt, quiet)
+
+
+
+def run(prog_name: str = "advisor") -> None:
+    """The console entry point: `main`, quiet when whoever reads the output stops early."""
+    try:
+        main(prog_name=prog_name)
+    except BrokenPipeError:
+        _reader_left()

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from gguf import GGMLQuantizationType as T
 from gguf import GGUFWriter
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from advisor.cli import main
@@ -76,7 +76,12 @@ def test_models_not_shipped_import_from_their_fields(config, kv_per_token, param
     imported = import_config(CONFIGS / f"{config}.json")
     assert per_token(imported.profile) == kv_per_token
     assert params(imported.profile) / 1e9 == pytest.approx(params_b, rel=0.01)
-    assert imported.warnings == ()
+    has_tower = "vision_config" in json.loads((CONFIGS / f"{config}.json").read_text())
+    # the one thing said: a multimodal config's vision tower is not counted (issue 14)
+    assert imported.warnings == ((TOWER_NOTE,) if has_tower else ())
+
+
+TOWER_NOTE = "vision tower not counted: the language model only (add its weights if you feed images or audio)"
 
 
 @pytest.mark.parametrize("config,globals_,window", [("gemma-2-9b-it", 21, 4096), ("gemma-3-4b-it", 5, 1024),
@@ -89,7 +94,10 @@ def test_sliding_window_models_at_128k_count_only_global_layers_in_full(config, 
     row = profile.kv_heads * profile.head_dim * 2 * 2
     local = profile.layers - globals_
     ubatch = EngineSettings().n_ubatch
-    assert est.kv_bytes == globals_ * row * ctx + local * row * (window + ubatch)
+    # llama.cpp keeps pad256(n_swa + n_ubatch) cells in a sliding-window layer (src/llama-kv-cache-iswa.cpp:73):
+    # gemma-2 4096 + 512 = 4608, gemma-3 1024 + 512 = 1536, gpt-oss 128 + 512 = 640 -> 768
+    kept = -(-(window + ubatch) // 256) * 256
+    assert est.kv_bytes == globals_ * row * ctx + local * row * kept
     assert est.kv_bytes < profile.layers * row * ctx  # what a full cache in every layer would take
 
 
@@ -160,6 +168,7 @@ def test_a_bad_config_file_is_one_line_and_exit_1(tmp_path):
         bad.write_bytes(content)
         r = run("fit", str(bad))
         assert r.exit_code == 1 and r.output.count("\n") == 1 and str(bad) in r.output, r.output
+        assert isinstance(r.exception, SystemExit), r.exc_info  # sys.exit, not an escaped exception
     assert run("fit", str(tmp_path / "absent.json")).exit_code == 2
 
 
@@ -237,9 +246,11 @@ def test_corrupt_gguf_is_a_clear_error(tmp_path):
     cut.write_bytes(good[:200])
     r = run("fit", str(cut), "--gpu", "RTX 4090")
     assert r.exit_code == 1 and r.output.count("\n") == 1 and "cut.gguf" in r.output, r.output
+    assert isinstance(r.exception, SystemExit), r.exc_info  # sys.exit, not an escaped exception
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"GGUF" + bytes(range(256)) * 4)
-    assert run("fit", str(junk)).exit_code == 1
+    r = run("fit", str(junk))
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.exc_info
 
 
 def test_cli_fit_on_a_gguf_uses_its_weights_and_refuses_another_quant(tmp_path):
@@ -293,6 +304,7 @@ def test_a_broken_user_profile_names_file_and_field(user_models, text, words):
     (user_models / "x.toml").write_text(text)
     r = run("models")
     assert r.exit_code == 1 and str(user_models / "x.toml") in r.output and words in r.output, r.output
+    assert isinstance(r.exception, SystemExit), r.exc_info  # sys.exit, not an escaped exception
 
 
 def test_models_user_says_where_profiles_live_when_there_are_none(user_models):
@@ -349,11 +361,16 @@ def good_gguf(tmp_path_factory):
     return write_gguf(tmp_path_factory.mktemp("gguf") / "good.gguf", tiny_tensors()).read_bytes()
 
 
+# The good file is ~39 KB (a 736-byte header, then tensor data): `cut` None keeps it whole, so flips that land in
+# the tensor data or leave the header readable take the estimate path, not only the error path.
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(cut=st.integers(min_value=0, max_value=2000), flips=st.lists(
+@given(cut=st.none() | st.integers(min_value=0, max_value=2000), flips=st.lists(
     st.tuples(st.integers(min_value=0, max_value=1999), st.integers(min_value=0, max_value=255)), max_size=6))
+@example(cut=None, flips=[])  # the untouched file: the estimate path is always taken at least once
+@example(cut=None, flips=[(1000, 255)])  # a byte of tensor data changed: the header still reads
 def test_fuzzed_gguf_bytes_give_an_estimate_or_a_clear_error(tmp_path_factory, good_gguf, cut, flips):
-    data = bytearray(good_gguf[:cut] if cut < len(good_gguf) else good_gguf)
+    assert len(good_gguf) > 2000  # a cut in 0..2000 always truncates; only cut None reaches the estimate
+    data = bytearray(good_gguf if cut is None else good_gguf[:cut])
     for at, value in flips:
         if at < len(data):
             data[at] = value
@@ -396,3 +413,11 @@ def test_fuzzed_gguf_metadata_values(tmp_path_factory, name, value):
         return
     estimate(imported.profile, imported.quant, F16, EngineSettings(), 512, Machine(source="simulated"),
              load_registry().quants, weights=imported.weights)
+
+
+def test_an_alias_that_names_another_profile_is_refused_with_file_and_name(user_models):
+    user_models.mkdir(parents=True, exist_ok=True)
+    (user_models / "mine.toml").write_text(GOOD_PROFILE + 'layers = 2\naliases = ["gpt-oss:120b"]\n')
+    r = run("models")
+    assert r.exit_code == 1 and "mine.toml" in r.output and "'gpt-oss:120b' already names profile 'gpt-oss-120b'" \
+        in r.output, r.output

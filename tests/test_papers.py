@@ -29,9 +29,13 @@ def test_deepseek_v2_reduces_the_kv_cache_by_93_3_percent_with_its_6_bit_cache(r
     assert 1 - per_token(registry, "deepseek-v2") / baseline == pytest.approx(0.822, abs=0.0005)
 
 
-def test_llama_cpp_keeps_a_separate_v_latent_for_mla(registry):
+def test_llama_cpp_caches_the_mla_latent_only_and_older_builds_a_v_latent_too(registry):
+    """Current llama.cpp: the 512 + 64 latent as K and no V (ggml-org/llama.cpp#19067, 2026-01); builds from
+    2025-04 to 2026-01 (--mla-v-cache) also stored the 512-wide V latent."""
     llama = EngineSettings(name="llama.cpp")
-    assert per_token(registry, "deepseek-v2", engine=llama) == 60 * (576 + 512) * 2
+    assert per_token(registry, "deepseek-v2", engine=llama) == 60 * 576 * 2
+    older = EngineSettings(name="llama.cpp", mla_v_cache=True)
+    assert per_token(registry, "deepseek-v2", engine=older) == 60 * (576 + 512) * 2
 
 
 def test_yoco_cache_per_token_is_l_times_smaller(registry):

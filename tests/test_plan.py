@@ -77,7 +77,7 @@ def llama_cpp_device_totals(m, layer_bytes, output_bytes, kv_type, context, n_gp
     units = m.layers + 1
     cells = -(-context // FA_PAD) * FA_PAD
     compute = max(cells * UBATCH * 2 + 4 * UBATCH * m.hidden * 4, UBATCH * (m.vocab + 2 * m.hidden) * 4)
-    per_token = kv_per_token_per_layer(m, kv_type, mla_v=True)
+    per_token = kv_per_token_per_layer(m, kv_type, mla_v=False)  # llama.cpp today caches no V latent
     totals = []
     for d in range(n_gpus):
         mine = [u for u in range(units) if d * units <= u * n_gpus < (d + 1) * units]
@@ -132,7 +132,7 @@ def test_every_candidate_that_meets_really_fits_per_gpu_and_reaches_the_speed(mo
             total = vllm_rank_total(m, layout, c.kv_type, context, len(machine.gpus))
             assert all(total <= d.memory_total_bytes * VLLM_UTIL for d in machine.gpus), (c.option.label, total)
         else:  # CPU only: everything in RAM
-            need = layout.total_bytes + m.layers * kv_per_token_per_layer(m, c.kv_type, True) * context
+            need = layout.total_bytes + m.layers * kv_per_token_per_layer(m, c.kv_type, False) * context
             assert need <= machine.ram_total_bytes, c.option.label
         # speed: at least the target by the speed model, and never above what the memory bandwidth allows
         settings_ = EngineSettings(name=engine)

@@ -47,6 +47,8 @@ def estimate(
     placement = engine.place(job, deployment, machine, context)
     notes += engine.notes(job, deployment, placement, context, machine)
     notes += _unknown_notes(placement)
+    if model.upper_bound:
+        notes.append(f"upper bound: {model.upper_bound}")
     terms = engine.memory_terms(job, placement, context)
     overhead = terms.get("overhead_bytes", sum(u.overhead_bytes for u in placement.devices))
     solved = None
@@ -91,6 +93,7 @@ def estimate(
         verdict=placement.fits,
         allreduce=placement.allreduce,
         settings=s,
+        upper_bound=model.upper_bound,
     )
 
 

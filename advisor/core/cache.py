@@ -104,8 +104,9 @@ class FullAttention(CacheSpec):
 
 @dataclass(frozen=True)
 class SlidingWindow(CacheSpec):
-    """At most `window` tokens per sequence. llama.cpp sizes its SWA cache min(n_ctx, n_swa x n_seq + n_ubatch)
-    (llama-kv-cache-iswa.cpp); a paged engine keeps the window of each sequence."""
+    """At most `window` tokens per sequence. llama.cpp sizes its SWA cache min(n_ctx_seq, pad256(n_swa x (unified ?
+    n_seq : 1) + n_ubatch)) per stream (src/llama-kv-cache-iswa.cpp:73 at 749f688f); a paged engine keeps the
+    window of each sequence."""
 
     kind: ClassVar[str] = "sliding_window"
     window: int = 0
@@ -116,11 +117,19 @@ class SlidingWindow(CacheSpec):
 
     def fills_at(self, sequences: int, alloc: Allocation) -> int | None:
         if alloc.pooled:
-            return self.window * sequences + alloc.window_extra_tokens
-        return (self.window + alloc.window_extra_tokens) * sequences
+            return alloc.pad(self.window * sequences + alloc.window_extra_tokens)
+        return alloc.pad(self.window + alloc.window_extra_tokens) * sequences
 
     def tokens_kept(self, cells: int, sequences: int, alloc: Allocation) -> int:
         return min(cells, self.fills_at(sequences, alloc))
+
+
+@dataclass(frozen=True)
+class ChunkedAttention(SlidingWindow):
+    """Llama 4's chunked local attention: a token attends within its chunk of `window` tokens; engines keep at
+    most a chunk (plus their extra) per sequence, as for a sliding window."""
+
+    kind: ClassVar[str] = "chunked"
 
 
 @dataclass(frozen=True)
@@ -250,6 +259,22 @@ def bits_type(bits: int) -> ElementType:
     return ElementType(name=f"{bits}-bit", block_elements=8, block_bytes=bits, kv=True)
 
 
+def recurrent_state_bytes(m: ModelProfile, kind: str, element_bytes: int) -> int:
+    """Bytes of one sequence's state in a recurrent layer (llama.cpp's n_embd_r + n_embd_s, src/llama-hparams.cpp):
+    the convolution keeps kernel - 1 past inputs of its channels; the SSM / delta rule keeps a matrix per head."""
+    if kind == "M":  # Mamba2: conv over x, B, C; SSM state d_state per channel of d_inner
+        d_inner = m.mamba_heads * m.mamba_head_dim
+        conv = (m.mamba_conv_kernel - 1) * (d_inner + 2 * m.mamba_groups * m.mamba_state)
+        return (conv + d_inner * m.mamba_state) * element_bytes
+    if kind == "L":  # Gated DeltaNet: conv over q, k, v; a k_dim x v_dim state per value head
+        channels = 2 * m.linear_key_heads * m.linear_key_head_dim + m.linear_value_heads * m.linear_value_head_dim
+        conv = (m.linear_conv_kernel - 1) * channels
+        return (conv + m.linear_value_heads * m.linear_key_head_dim * m.linear_value_head_dim) * element_bytes
+    if kind == "V":  # LFM2 short conv: conv_cache - 1 past inputs of hidden size
+        return (m.conv_cache - 1) * m.hidden * element_bytes
+    raise ValueError(f"layer kind {kind!r} keeps no recurrent state")
+
+
 # pure and its inputs are frozen: `advisor plan` asks for the same few layouts once per machine in the catalog
 @lru_cache(maxsize=256)
 def cache_layout(
@@ -258,15 +283,24 @@ def cache_layout(
     v_type: ElementType,
     mla_layout: str = "latent",
     swa_full: bool = False,
+    state_element_bytes: int = 4,
+    index_row_bytes=None,
 ) -> CacheLayout:
-    """The per-layer specs of a profile: MLA latents, YOCO's windowed self-decoder plus one shared global cache, or
-    full / sliding-window attention layers."""
+    """The per-layer specs of a profile: MLA latents (with a sparse-attention indexer key: `index_row_bytes(dim)`
+    when the engine stores it in a fixed format, else in the K type), YOCO's windowed self-decoder plus one shared
+    global cache, or per layer kind: full, sliding-window, chunked, recurrent state, shared, none."""
     m = model
     if m.attention == "mla":
         latent = m.kv_lora_rank + m.qk_rope_head_dim
         v_elems = m.kv_lora_rank if mla_layout == "latent+v" else 0
-        spec = MLALatent(k_type.row_bytes(latent), v_type.row_bytes(v_elems) if v_elems else 0)
+        # DeepSeek V3.2 / GLM-5 sparse attention: the indexer keeps one more small key per token
+        index_bytes = 0
+        if m.index_head_dim:  # in the cache's type, unless the engine stores it its own way
+            index_bytes = index_row_bytes(m.index_head_dim) if index_row_bytes else k_type.row_bytes(m.index_head_dim)
+        spec = MLALatent(k_type.row_bytes(latent) + index_bytes, v_type.row_bytes(v_elems) if v_elems else 0)
         label = "MLA latent" if not v_elems else "MLA latent+V"
+        if index_bytes:
+            label += " + indexer"
         return CacheLayout((spec,) * m.layers, k_type.name, v_type.name, label)
 
     k_row = k_type.row_bytes(m.kv_heads * m.head_dim)
@@ -280,7 +314,24 @@ def cache_layout(
         return CacheLayout(tuple(self_layers + [shared] + readers), k_type.name, v_type.name, "YOCO shared")
 
     full = FullAttention(k_row, v_row, kv_heads=m.kv_heads)
-    windowed = SlidingWindow(k_row, v_row, kv_heads=m.kv_heads, window=m.sliding_window)
-    layers = tuple(full if (swa_full or m.is_global_layer(i)) else windowed for i in range(m.layers))
+    by_kind = {
+        "A": full,
+        "S": full if swa_full else SlidingWindow(k_row, v_row, kv_heads=m.kv_heads, window=m.sliding_window),
+        "C": full if swa_full else ChunkedAttention(k_row, v_row, kv_heads=m.kv_heads, window=m.attention_chunk),
+        "F": NoCache(),
+    }
+    for kind, heads in (("L", m.linear_value_heads), ("M", m.mamba_heads), ("V", 1)):
+        if kind in m.layer_pattern:
+            by_kind[kind] = RecurrentState(state_bytes=recurrent_state_bytes(m, kind, state_element_bytes),
+                                           kv_heads=heads)
+    layers, last_owner = [], {}
+    for i in range(m.layers):
+        kind = m.layer_kind(i)
+        if kind == "X":  # reads the cache of the last earlier layer that owns one (Gemma 3n)
+            layers.append(SharedCache(source_layer=last_owner.get("A", last_owner.get("S", 0))))
+            continue
+        if kind in "AS":
+            last_owner[kind] = i
+        layers.append(by_kind[kind])
     label = m.attention_label if not swa_full else f"{m.attention_label} (full)"
-    return CacheLayout(layers, k_type.name, v_type.name, label)
+    return CacheLayout(tuple(layers), k_type.name, v_type.name, label)

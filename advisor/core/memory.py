@@ -39,6 +39,8 @@ class EngineSettings:
     headroom_bytes: int = DEFAULT_HEADROOM_BYTES
     swa_full: bool = False
     gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION
+    kv_unified: bool = False  # llama.cpp --kv-unified: one cache shared by the slots (default: one per slot)
+    mla_v_cache: bool = False  # llama.cpp builds of 2025-04 to 2026-01 also cached a V latent for MLA
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class Estimate:
     verdict: bool | None = True  # fits: True / False, None when a memory it depends on is unknown
     allreduce: AllReduce | None = None  # per tensor-parallel stage, per token
     settings: EngineSettings | None = None  # as the engine resolved them
+    upper_bound: str = ""  # why the cache is an upper bound (layers of a kind not modelled, counted as full)
 
     @property
     def total_bytes(self) -> int:
@@ -135,6 +138,8 @@ class Estimate:
             "what_if": self.what_if or None,
             "devices": [d.as_dict() for d in self.devices],
             "deployment": self.deployment.as_dict() if self.deployment else None,
+            "upper_bound": bool(self.upper_bound),
+            "upper_bound_reason": self.upper_bound or None,
             "notes": list(self.notes),
         }
 

@@ -13,7 +13,7 @@ from functools import cached_property, lru_cache
 from typing import NamedTuple
 
 from advisor.core.formats import QuantTable, Recipe
-from advisor.core.model import ModelProfile
+from advisor.core.model import ATTENTION_LAYER_KINDS, ModelProfile
 
 # llama.cpp marks a llama-class model with 80 layers as LLM_TYPE_70B (src/llama-model.cpp,
 # load_hparams: `case 80: type = LLM_TYPE_70B`), which bumps attn_v by one K-quant level.
@@ -21,8 +21,10 @@ LAYERS_OF_70B_CLASS = 80
 # Mixtral-style models with exactly this many experts get special attn_k / attn_v / attn_output types.
 MOE8_EXPERTS = 8
 MOE8_ATTN_KV_TYPE = "q8_0"  # llama-quant.cpp: "for the 8-expert model, bumping this to Q8_0 trades just ~128MB"
-# Element types that llama-quantize never re-quantizes per tensor (non-ggml-block formats).
-_PLAIN_TYPES = ("f32", "f16", "bf16", "fp8", "int4_g128")
+# Element types that llama-quantize never re-quantizes per tensor (non-ggml-block formats: vLLM's safetensors).
+# A recipe whose base is one of these gets no per-tensor rules (its `experts` type still applies).
+_PLAIN_TYPES = ("f32", "f16", "bf16", "fp8", "fp8_b128", "nvfp4", "int4_g32", "int4_g64", "int4_g128", "int8_g128",
+                "int8")
 
 
 class Tensor(NamedTuple):
@@ -143,7 +145,22 @@ def _more_bits(i: int, n: int) -> bool:
     return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
 
 
+# The rules a recipe's `<class>_rule` may name (profiles/quants.toml documents each; parse_quant_file checks them).
+RULES = ("more_bits", "first_2", "first_4", "first_8th", "first_16th", "first_8th_moe8_more_bits", "tensor_8th",
+         "gqa4", "gqa4_moe4")
+
+
+# llama-quant.cpp sets n_ffn_down to the layer count (hparams.n_layer). The rules added with the i-quants compare
+# with it; more_bits and first_16th still get the number of ffn_down tensors, which is the same but on models with
+# shared experts (DeepSeek-V3: 3 + 2 x 58 = 119, not 61 layers): a known deviation, kept so that the shipped
+# answers (tests/golden) hold until they are regenerated with the fix.
+_LAYER_COUNT_RULES = ("first_8th", "first_8th_moe8_more_bits", "tensor_8th")
+
+
 def _rule_type(recipe: Recipe, cls: str, i: int, n: int, model: ModelProfile) -> str | None:
+    """The type a rule gives tensor i of n of this class (None: the base type). For ffn_down, i is the layer (MoE:
+    llama-quant.cpp's layer_info reads it from the name) or the running count (dense), and n the layer count;
+    "tensor_8th" gets the running count of ffn_down tensors whatever the model."""
     target = getattr(recipe, cls)
     if not target:
         return None
@@ -155,11 +172,25 @@ def _rule_type(recipe: Recipe, cls: str, i: int, n: int, model: ModelProfile) ->
         return target if _more_bits(i, n) else other
     if rule == "first_2":
         return target if i < 2 else other
+    if rule == "first_4":
+        return target if i < 4 else other
+    if rule in ("first_8th", "tensor_8th"):
+        return target if i < n // 8 else other
     if rule == "first_16th":
         return target if i < n // 16 else other
+    if rule == "first_8th_moe8_more_bits":
+        return target if i < n // 8 or (model.experts == MOE8_EXPERTS and _more_bits(i, n)) else other
     if rule == "gqa4":
+        return target if model.n_gqa >= 4 else other
+    if rule == "gqa4_moe4":
         return target if (model.n_gqa >= 4 or model.experts >= 4) else other
     raise ValueError(f"unknown rule {rule!r}")
+
+
+def _named(name: str, base: str) -> bool:
+    """llama-quant.cpp's category test: the tensor name contains `<base>.weight` (blk.N.attn_k, also
+    blk.N.indexer.attn_k; not attn_k_b). A caller that gives no name matches by class alone."""
+    return not name or name == base or name.endswith("." + base)
 
 
 class _Namer:
@@ -172,10 +203,13 @@ class _Namer:
         self.i_ffn_down = 0
         self.quantized = recipe.base not in _PLAIN_TYPES
 
-    def pick(self, cls: str, layer: int, row: int) -> str:
+    def pick(self, cls: str, layer: int, row: int, name: str = "") -> str:
         r, m = self.recipe, self.model
         if cls in ("norm", "bias", "router"):
             return "f32"
+        if r.experts and name.endswith("_exps"):
+            # MXFP4: the routed experts (llama-quant.cpp MXFP4_MOE: the 3-D tensors, ne[2] > 1) whatever the base
+            return self._fit(r.experts, row)
         if cls == "output":
             chosen = r.output
             if self.quantized and row % self.quants.type(chosen).block_elements:
@@ -185,21 +219,28 @@ class _Namer:
             return self._fit(r.token_embd, row)
         chosen = r.base
         if self.quantized:
+            moe8 = m.experts == MOE8_EXPERTS
             if cls == "attn_v":
                 chosen = _rule_type(r, "attn_v", self.i_attn_v, self.n_attn_v, m) or r.base
                 if r.size70b_attn_v_bump and m.layers == LAYERS_OF_70B_CLASS and chosen in ("q3_K", "q4_K"):
                     chosen = r.size70b_attn_v_bump
-                if m.experts == MOE8_EXPERTS:
-                    chosen = MOE8_ATTN_KV_TYPE
+                if moe8:
+                    chosen = r.moe8_attn_kv or MOE8_ATTN_KV_TYPE
                 self.i_attn_v += 1
-            elif cls == "attn_k" and m.experts == MOE8_EXPERTS:
-                chosen = MOE8_ATTN_KV_TYPE
+            elif cls == "attn_k" and _named(name, "attn_k"):
+                if moe8:
+                    chosen = r.moe8_attn_kv or MOE8_ATTN_KV_TYPE
+                elif r.attn_k:
+                    chosen = r.attn_k
+            elif cls == "attn_q" and _named(name, "attn_q"):
+                chosen = r.attn_q or r.base
             elif cls == "ffn_down":
-                i = layer if m.experts > 1 else self.i_ffn_down
-                chosen = _rule_type(r, "ffn_down", i, self.n_ffn_down, m) or r.base
+                i = self.i_ffn_down if r.ffn_down_rule == "tensor_8th" or m.experts <= 1 else layer
+                n = m.layers if r.ffn_down_rule in _LAYER_COUNT_RULES else self.n_ffn_down
+                chosen = _rule_type(r, "ffn_down", i, n, m) or r.base
                 self.i_ffn_down += 1
             elif cls == "attn_output":
-                if m.experts == MOE8_EXPERTS and r.moe8_attn_output:
+                if moe8 and r.moe8_attn_output:
                     chosen = r.moe8_attn_output
                 elif r.attn_output:
                     chosen = r.attn_output
@@ -216,11 +257,9 @@ class _Namer:
         return chosen
 
 
-def _layer_shapes(m: ModelProfile, i: int):
-    """(class, name, row, rows, expert_share) for the tensors of block i."""
+def _attention_shapes(m: ModelProfile) -> list:
     h = m.hidden
-    shapes = [("norm", "attn_norm", h, 1, 0.0), ("norm", "ffn_norm", h, 1, 0.0)]
-    shapes += [("norm", f"norm_{k}", h, 1, 0.0) for k in range(2, m.norms_per_layer)]
+    shapes = []
     if m.attention == "mla" and m.qk_nope_head_dim:
         q_dim = m.heads * (m.qk_nope_head_dim + m.qk_rope_head_dim)
         if m.q_lora_rank:
@@ -237,21 +276,72 @@ def _layer_shapes(m: ModelProfile, i: int):
             ("attn_kv", "attn_kv_b", m.kv_lora_rank, m.heads * (m.qk_nope_head_dim + m.v_head_dim), 0.0),
             ("attn_output", "attn_output", m.heads * m.v_head_dim, h, 0.0),
         ]
-    else:
-        q_dim, kv_dim = m.heads * m.head_dim, m.kv_heads * m.head_dim
-        shapes += [
-            ("attn_q", "attn_q", h, q_dim, 0.0),
-            ("attn_k", "attn_k", h, kv_dim, 0.0),
-            ("attn_v", "attn_v", h, kv_dim, 0.0),
-            ("attn_output", "attn_output", q_dim, h, 0.0),
+        if m.index_head_dim:  # the sparse-attention indexer: its own query, key and head weights
+            q_in = m.q_lora_rank or h
+            shapes += [
+                ("attn_q", "indexer.attn_q_b", q_in, m.index_heads * m.index_head_dim, 0.0),
+                ("attn_k", "indexer.attn_k", h, m.index_head_dim, 0.0),
+                ("norm", "indexer.k_norm", m.index_head_dim, 1, 0.0),
+                ("attn_q", "indexer.proj", h, m.index_heads, 0.0),
+            ]
+        return shapes
+    q_dim, kv_dim = m.heads * m.head_dim, m.kv_heads * m.head_dim
+    q_out = 2 * q_dim if m.attn_output_gate else q_dim  # Qwen3-Next: the query projection also yields a gate
+    shapes += [
+        ("attn_q", "attn_q", h, q_out, 0.0),
+        ("attn_k", "attn_k", h, kv_dim, 0.0),
+        ("attn_v", "attn_v", h, kv_dim, 0.0),
+        ("attn_output", "attn_output", q_dim, h, 0.0),
+    ]
+    if m.qkv_bias:
+        shapes += [("bias", "attn_q.bias", q_out, 1, 0.0), ("bias", "attn_k.bias", kv_dim, 1, 0.0),
+                   ("bias", "attn_v.bias", kv_dim, 1, 0.0)]
+    return shapes
+
+
+def _mixer_shapes(m: ModelProfile, kind: str) -> list:
+    """The token mixer of a recurrent layer, with llama.cpp's tensor names (ssm_*, shortconv.*). Its 1-D and
+    convolution weights stay f32 ("norm" class), as llama-quantize leaves them."""
+    h = m.hidden
+    if kind == "M":  # Mamba2: in_proj -> z, x, B, C, dt; depthwise conv over x, B, C
+        d_inner = m.mamba_heads * m.mamba_head_dim
+        conv_ch = d_inner + 2 * m.mamba_groups * m.mamba_state
+        return [
+            ("ssm", "ssm_in", h, 2 * d_inner + 2 * m.mamba_groups * m.mamba_state + m.mamba_heads, 0.0),
+            ("norm", "ssm_conv1d", m.mamba_conv_kernel, conv_ch, 0.0),
+            ("norm", "ssm_conv1d.bias", conv_ch, 1, 0.0),
+            ("norm", "ssm_dt.bias", m.mamba_heads, 1, 0.0),
+            ("norm", "ssm_a", m.mamba_heads, 1, 0.0),
+            ("norm", "ssm_d", m.mamba_heads, 1, 0.0),
+            ("norm", "ssm_norm", d_inner, 1, 0.0),
+            ("ssm", "ssm_out", d_inner, h, 0.0),
         ]
-        if m.qkv_bias:
-            shapes += [("bias", "attn_q.bias", q_dim, 1, 0.0), ("bias", "attn_k.bias", kv_dim, 1, 0.0),
-                       ("bias", "attn_v.bias", kv_dim, 1, 0.0)]
-    if m.experts and i >= m.dense_layers:
+    if kind == "L":  # Gated DeltaNet: in_proj -> q, k, v, z and beta, alpha; conv over q, k, v
+        kd, vd = m.linear_key_heads * m.linear_key_head_dim, m.linear_value_heads * m.linear_value_head_dim
+        return [
+            ("ssm", "ssm_in", h, 2 * kd + 2 * vd, 0.0),
+            ("ssm", "ssm_beta_alpha", h, 2 * m.linear_value_heads, 0.0),
+            ("norm", "ssm_conv1d", m.linear_conv_kernel, 2 * kd + vd, 0.0),
+            ("norm", "ssm_dt.bias", m.linear_value_heads, 1, 0.0),
+            ("norm", "ssm_a", m.linear_value_heads, 1, 0.0),
+            ("norm", "ssm_norm", m.linear_value_head_dim, 1, 0.0),
+            ("ssm", "ssm_out", vd, h, 0.0),
+        ]
+    if kind == "V":  # LFM2 short conv: in_proj -> B, C, x; depthwise conv of conv_cache taps
+        return [
+            ("ssm", "shortconv.in_proj", h, 3 * h, 0.0),
+            ("norm", "shortconv.conv", m.conv_cache, h, 0.0),
+            ("ssm", "shortconv.out_proj", h, h, 0.0),
+        ]
+    return []
+
+
+def _ffn_shapes(m: ModelProfile, i: int) -> list:
+    h = m.hidden
+    if m.is_moe_layer(i):
         e, ff = m.experts, m.expert_intermediate
         share = m.experts_active / e
-        shapes += [
+        shapes = [
             ("router", "ffn_gate_inp", h, e, 0.0),
             ("ffn_gate", "ffn_gate_exps", h, ff * e, share),
             ("ffn_up", "ffn_up_exps", h, ff * e, share),
@@ -264,14 +354,33 @@ def _layer_shapes(m: ModelProfile, i: int):
                 ("ffn_up", "ffn_up_shexp", h, sff, 0.0),
                 ("ffn_down", "ffn_down_shexp", sff, h, 0.0),
             ]
-    else:
-        ff = m.intermediate
-        shapes += [
-            ("ffn_gate", "ffn_gate", h, ff, 0.0),
-            ("ffn_up", "ffn_up", h, ff, 0.0),
-            ("ffn_down", "ffn_down", ff, h, 0.0),
-        ]
-    return shapes
+        return shapes
+    ff = m.intermediate
+    gate = [("ffn_gate", "ffn_gate", h, ff, 0.0)] if m.ffn_gated else []
+    return gate + [
+        ("ffn_up", "ffn_up", h, ff, 0.0),
+        ("ffn_down", "ffn_down", ff, h, 0.0),
+    ]
+
+
+def _layer_shapes(m: ModelProfile, i: int):
+    """(class, name, row, rows, expert_share) for the tensors of block i, by its layer kind: norms first, then the
+    token mixer (attention or a recurrent mixer; none in an F layer), then the FFN (when the block has one)."""
+    h = m.hidden
+    kind = m.layer_kind(i)
+    has_ffn = kind == "F" or m.block_ffn
+    norms = [] if kind == "F" else [("norm", "attn_norm", h, 1, 0.0)]
+    if has_ffn:
+        norms.append(("norm", "ffn_norm", h, 1, 0.0))
+    norms += [("norm", f"norm_{k}", h, 1, 0.0) for k in range(2, m.norms_per_layer)]
+    mixer = _attention_shapes(m) if kind in ATTENTION_LAYER_KINDS else _mixer_shapes(m, kind)
+    extra = []
+    if m.per_layer_input:  # Gemma 3n: gate the per-layer input in, project it back out
+        extra += [("ssm", "per_layer_inp_gate", h, m.per_layer_input, 0.0),
+                  ("ssm", "per_layer_proj", m.per_layer_input, h, 0.0)]
+    if m.laurel_rank:
+        extra += [("ssm", "laurel_l", h, m.laurel_rank, 0.0), ("ssm", "laurel_r", m.laurel_rank, h, 0.0)]
+    return norms + mixer + (_ffn_shapes(m, i) if has_ffn else []) + extra
 
 
 def _walk(model: ModelProfile, recipe: Recipe, quants: QuantTable):
@@ -283,8 +392,8 @@ def _walk(model: ModelProfile, recipe: Recipe, quants: QuantTable):
     namer = _Namer(model, recipe, quants, n_attn_v, n_ffn_down)
     row_bytes: dict = {}
 
-    def typed(cls, layer, row, rows):
-        t = namer.pick(cls, layer, row)
+    def typed(cls, layer, row, rows, name=""):
+        t = namer.pick(cls, layer, row, name)
         if (t, row) not in row_bytes:
             row_bytes[(t, row)] = quants.type(t).row_bytes(row)
         return t, row_bytes[(t, row)] * rows
@@ -293,9 +402,19 @@ def _walk(model: ModelProfile, recipe: Recipe, quants: QuantTable):
     t, n = typed(embd_cls, -1, model.hidden, model.vocab)
     yield "embd", "token_embd", -1, model.hidden, model.vocab, t, n, 0.0
     embd = (t, n)
+    if model.per_layer_input:  # Gemma 3n's per-layer embeddings: looked up like token_embd, kept with it
+        row = model.per_layer_input * model.layers
+        t, n = typed("token_embd", -1, row, model.per_layer_vocab)
+        yield "embd", "per_layer_token_embd", -1, row, model.per_layer_vocab, t, n, 0.0
+        t, n = typed("ssm", -1, model.hidden, row)
+        yield "tail", "per_layer_model_proj", -1, model.hidden, row, t, n, 0.0
+    for k in range(max(0, model.altup_streams - 1)):  # AltUp: projections in and out of each extra stream
+        for name in ("altup_proj", "altup_unembd_proj"):
+            t, n = typed("ssm", -1, model.hidden, model.hidden)
+            yield "tail", f"{name}.{k}", -1, model.hidden, model.hidden, t, n, 0.0
     for i, shapes in enumerate(per_layer):
         for cls, name, row, rows, share in shapes:
-            t, n = typed(cls, i, row, rows)
+            t, n = typed(cls, i, row, rows, name)
             yield "layer", name, i, row, rows, t, n, share
     t, n = typed("norm", -1, model.hidden, 1)
     yield "tail", "output_norm", -1, model.hidden, 1, t, n, 0.0

@@ -51,6 +51,8 @@ class Engine:
     weight_ladder: tuple[str, ...] = ()
     kv_ladder: tuple[str, ...] = ()
     mla_layout: str = "latent"
+    # bytes per element of a recurrent layer's state (conv + SSM / delta-rule state)
+    state_element_bytes: int = 4
     context_help: str = ""  # what --context means for this engine
     # how its logs name it and what they report (advisor validate reads memory logs): "buffers" (per-device
     # model / KV / compute buffers, as llama.cpp prints them) or "kv_budget" (the memory left for the cache)
@@ -72,6 +74,9 @@ class Engine:
 
     def allocation(self, settings: EngineSettings) -> Allocation:
         raise NotImplementedError
+
+    def mla_layout_for(self, settings: EngineSettings) -> str:
+        return self.mla_layout
 
     def element_types(self, kv: KVChoice, quants: QuantTable) -> tuple[ElementType, ElementType]:
         if kv.bits is not None:
@@ -99,9 +104,13 @@ class Engine:
         k, v = self.element_types(kv, quants)
         settings = self.resolve(settings, kv_quantized=k.block_elements > 1 or v.block_elements > 1)
         self.check_settings(settings, k, v)
-        layout = cache_layout(model, k, v, self.mla_layout, settings.swa_full)
+        layout = cache_layout(model, k, v, self.mla_layout_for(settings), settings.swa_full, self.state_element_bytes,
+                              self.index_row_bytes)
         weights = weights if weights is not None else weights_layout(model, recipe, quants)
         return Job(model, weights, layout, settings, self.allocation(settings))
+
+    # the sparse-attention indexer's key per token and layer (None: in the K cache's type)
+    index_row_bytes = None
 
     # ---------------------------------------------------------------- contexts
 

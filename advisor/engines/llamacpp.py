@@ -22,11 +22,10 @@ from advisor.core.units import GIB, fmt_gib, fmt_mib
 from advisor.engines.base import Engine, Job
 from advisor.errors import UsageError
 
-# llama.cpp pads the KV size to 256 cells with flash attention, 32 without
-# (llama_kv_cache_get_padding in llama.cpp builds of 2024; A14 in calibration/memory_logs.csv keeps
-# n_ctx = 32000 without flash attention).
-PAD_FLASH = 256
-PAD_NO_FLASH = 32
+# llama.cpp pads n_ctx (and each slot's n_ctx_seq) to 256 cells, with or without flash attention
+# (src/llama-context.cpp:288 `cparams.n_ctx = GGML_PAD(cparams.n_ctx, 256)` at 749f688f; the 2024 builds of the
+# calibration logs padded to 256 with flash attention and 32 without, which no logged context tells apart).
+PAD_CELLS = 256
 # f32 activations in the compute graph; f16 for the K/V views and the flash-attention mask.
 F32_BYTES = 4
 F16_BYTES = 2
@@ -96,7 +95,9 @@ class LlamaCpp(Engine):
     # llama-quantize's common file types from F16 down to Q2_K (profiles/quants.toml); --cache-type-k/-v
     weight_ladder = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K")
     kv_ladder = ("f16", "q8_0", "q4_0")
-    mla_layout = "latent+v"
+    mla_layout = "latent"
+    # recurrent states (r and s tensors) are f32 whatever the KV cache type (src/llama-memory-recurrent.cpp)
+    state_element_bytes = 4
     context_help = "-c: total over the slots"
     log_names = ("llama.cpp", "ik_llama.cpp")
 
@@ -113,9 +114,15 @@ class LlamaCpp(Engine):
         super().check_settings(settings, k, v)
 
     def allocation(self, settings: EngineSettings) -> Allocation:
-        # llama.cpp keeps n_swa x sequences + n_ubatch cells in a sliding-window cache
-        return Allocation(PAD_FLASH if settings.flash_attn else PAD_NO_FLASH, pooled=True,
+        # one cache stream per slot (n_ctx_seq cells each) unless --kv-unified; a sliding-window cache keeps
+        # n_swa (x slots when unified) + n_ubatch cells (src/llama-kv-cache-iswa.cpp:73)
+        return Allocation(PAD_CELLS, pooled=settings.kv_unified or settings.parallel == 1,
                           window_extra_tokens=settings.n_ubatch)
+
+    def mla_layout_for(self, settings: EngineSettings) -> str:
+        # V-less MLA cache since ggml-org/llama.cpp#19067 (2026-01-25, src/llama-kv-cache.cpp `has_v = !is_mla`);
+        # builds from #12801 (2025-04) until then also stored a 512-wide V latent
+        return "latent+v" if settings.mla_v_cache else "latent"
 
     # ---------------------------------------------------------------- contexts: -c is shared by the slots
 
@@ -126,7 +133,10 @@ class LlamaCpp(Engine):
         return context // settings.parallel
 
     def cells(self, job: Job, context: int) -> int:
-        return job.alloc.pad(context)
+        if job.alloc.pooled:
+            return job.alloc.pad(context)
+        n = job.settings.parallel  # n_ctx_seq = pad256(n_ctx / n_seq) cells in each slot's stream
+        return job.alloc.pad(context // n) * n
 
     def _context_of_cells(self, job: Job, cells: int) -> int:
         return cells

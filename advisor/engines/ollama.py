@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from advisor.core.cache import Allocation
 from advisor.core.memory import EngineSettings
 from advisor.engines.base import Job
 from advisor.engines.llamacpp import LlamaCpp
@@ -21,6 +22,10 @@ class Ollama(LlamaCpp):
 
     def resolve(self, settings: EngineSettings, kv_quantized: bool) -> EngineSettings:
         return settings if settings.flash_attn is not None else replace(settings, flash_attn=kv_quantized)
+
+    def allocation(self, settings: EngineSettings) -> Allocation:
+        # one cache of num_ctx x OLLAMA_NUM_PARALLEL cells shared by the slots
+        return replace(super().allocation(settings), pooled=True)
 
     def context_value(self, per_sequence: int, settings: EngineSettings) -> int:
         return per_sequence

@@ -35,6 +35,10 @@ MIN_PROFILE_TOKENS = 2048
 # the MLP's down projection: vllm/model_executor/layers/linear.py RowParallelLinear, reduce_results=True), in the
 # model's 16-bit activation type.
 ALLREDUCES_PER_LAYER = 2
+# DeepSeek V3.2's indexer cache: fp8 values plus one fp32 scale per 128 (vllm/model_executor/models/deepseek_v2.py
+# DeepseekV32IndexerCache: head_dim + head_dim // quant_block_size * 4 bytes, quant_block_size 128).
+INDEXER_QUANT_BLOCK = 128
+INDEXER_SCALE_BYTES = 4
 ACTIVATION_BYTES = 2
 
 
@@ -76,9 +80,15 @@ class Vllm(Engine):
     weight_ladder = ("BF16", "FP8", "AWQ")  # safetensors BF16, FP8, AWQ 4-bit
     kv_ladder = ("f16", "fp8")
     mla_layout = "latent"
+    # Mamba / linear-attention states in the model's dtype (mamba_cache_dtype / mamba_ssm_cache_dtype "auto")
+    state_element_bytes = 2
     context_help = "max_model_len: per sequence"
     log_names = ("vllm",)
     log_reports = "kv_budget"
+
+    @staticmethod
+    def index_row_bytes(dim: int) -> int:
+        return dim + dim // INDEXER_QUANT_BLOCK * INDEXER_SCALE_BYTES
 
     def check_kv_pair(self, k, v) -> None:
         for t in (k, v):

@@ -78,7 +78,8 @@ def check_table(estimates: list[Estimate], machine: Machine) -> Table:
         if e.max_context is not None and e.max_context >= e.model_max_context:
             max_ctx += " max"
         kv = e.kv_type + (f" {e.kv_layout.split()[0]}" if e.kv_layout.startswith(("MLA", "YOCO")) else "")
-        rows.append((name, e.quant, kv, max_ctx, fmt_tokens(e.context), f"{e.total_bytes / GIB:.1f}",
+        size = ("<=" if e.upper_bound else "") + f"{e.total_bytes / GIB:.1f}"
+        rows.append((name, e.quant, kv, max_ctx, fmt_tokens(e.context), size,
                      placement_word(e), _tok_s(speed.decode_tokens_per_s)))
     headers = ("model", "quant", "KV", "GPU ctx", "ctx", "GiB", "runs on", "tok/s")
     return Table(headers, tuple(rows), status_column=6, wrap=(0,))
@@ -98,6 +99,8 @@ def check_document(machine: Machine, estimates: list[Estimate]) -> Document:
         tail.append("")
     tail.append("GPU ctx: largest context entirely on the GPU(s); 'max': the model's own limit.")
     tail.append("GiB: weights + KV cache + compute buffers + overhead at ctx (no headroom).")
+    if any(e.upper_bound for e in estimates):
+        tail.append("<=: an upper bound, layers of a kind advisor does not model counted as full attention.")
     if any(e.fits is None for e in estimates):
         tail.append(f"{UNKNOWN_MARK}: fit unknown, a memory size was not given or not readable (fit --json: notes).")
     tail.append("tok/s: decode, one sequence, full cache of ctx. Prefill, ranges: fit, --json.")
@@ -185,23 +188,56 @@ def explain_lines(e: Estimate) -> list[str]:
     return lines + engines.get(e.engine).explain_lines(e)
 
 
+def _params(m) -> float:
+    if m.params_reference:
+        return m.params_reference
+    from advisor.core.tensors import weights_layout
+    from advisor.sources.profiles import load_registry
+
+    quants = load_registry().quants
+    return weights_layout(m, quants.recipe("BF16"), quants).params
+
+
 def models_document(models, user_dir: str, user_only: bool = False) -> Document:
+    """By family (newest family first), then by size; each with its cache layout, trained context, the format its
+    weights ship in and its release date."""
     models = list(models)
 
     def mark(m):
         return " *" if m.what_if else " +" if not m.origin.startswith("profiles/") else ""
 
-    rows = tuple((m.id + mark(m), m.attention_label, m.layers, f"{m.heads}/{m.kv_heads}",
-                  fmt_tokens(m.max_context), ("MoE" if m.experts else "dense"), m.name) for m in models)
-    data = [m.as_dict() for m in models]
+    sizes = {m.id: _params(m) for m in models}
+    newest: dict[str, str] = {}
+    for m in models:
+        fam = m.family or m.architecture
+        newest[fam] = max(newest.get(fam, ""), m.release_date)
+    order = sorted(models, key=lambda m: (_desc(newest[m.family or m.architecture]), m.family or m.architecture,
+                                          sizes[m.id], m.id))
+    rows, last = [], None
+    for m in order:
+        fam = m.family or m.architecture
+        if fam != last:  # a family heads its models
+            rows.append((fam, "", "", "", "", ""))
+            last = fam
+        size = sizes[m.id] / 1e9
+        rows.append(("  " + m.id + mark(m), (f"{size:.0f}B" if size >= 10 else f"{size:.1f}B")
+                     + (" MoE" if m.experts else ""), m.attention_label, fmt_tokens(m.max_context),
+                     m.native_quant or "—", m.release_date[:7] or "—"))
+    data = [{**m.as_dict(), "params": int(sizes[m.id])} for m in order]
     tail = ["* what-if variant (no such checkpoint exists)   + your profile (advisor import)",
-            "Your profiles live in:", f"  {user_dir}"]
+            "native: the format the weights ship in.  advisor check evaluates models of 2025-2026 unless"
+            " --all-models.", "Your profiles live in:", f"  {user_dir}"]
     if user_only and not models:
         tail.insert(0, "No user profiles yet: advisor import CONFIG_JSON_OR_GGUF --name ID")
     return Document(data={"user_dir": user_dir, "models": data} if user_only else data,
                     records=tuple(scalars(d) for d in data),
-                    table=Table(("id", "attention", "layers", "heads/kv", "max ctx", "ffn", "name"), rows, wrap=(6,))
-                    if models else None, tail=tuple(tail))
+                    table=Table(("model", "params", "cache", "ctx", "native", "released"), tuple(rows),
+                                wrap=(0, 2)) if models else None, tail=tuple(tail))
+
+
+def _desc(date: str) -> tuple:
+    """Sorts newer dates first (and undated last)."""
+    return tuple(-ord(c) for c in date) if date else (1,)
 
 
 # ------------------------------------------------------------------ validation (bench/validate.py)

@@ -162,6 +162,10 @@ def import_gguf(path: Path, model_id: str | None = None) -> Imported:
                       q_lora_rank=num("attention.q_lora_rank", required=False, minimum=0) or 0,
                       qk_rope_head_dim=rope, qk_nope_head_dim=max(1, key - rope),
                       v_head_dim=num("attention.value_length_mla", required=False) or num("attention.value_length"))
+    elif (layered := _gguf_layer_kinds(meta, arch, layers, num, fields, where)) is not None:
+        fields.update(layered)
+        if isinstance(meta.get(f"{arch}.attention.head_count_kv"), list):
+            warnings.remove("KV heads differ per layer; every layer counted with the most")
     else:
         window = num("attention.sliding_window", required=False, minimum=0) or 0
         if window and kind and kind.sliding_window_pattern:
@@ -173,6 +177,62 @@ def import_gguf(path: Path, model_id: str | None = None) -> Imported:
         warnings.append(f"architecture '{arch}' is not one advisor knows; read as a generic decoder")
     profile = model_from_fields(fields, arch, where)
     return Imported(profile, tuple(warnings), weights=_layout(tensors, profile, where), quant=_file_type(meta, tensors))
+
+
+# Recurrent layer kind of llama.cpp's hybrid architectures (src/models/*.cpp): their GGUF files mark a recurrent
+# layer with head_count_kv 0 in the per-layer array (lfm2, nemotron_h, granitehybrid) or, for qwen3next, by the
+# full-attention interval.
+RECURRENT_ARCHS = {"lfm2": "V", "lfm2moe": "V", "qwen3next": "L", "nemotron_h": "M", "nemotron_h_moe": "M",
+                   "granitehybrid": "M", "mamba2": "M"}
+# llama.cpp hard-codes these patterns (ggml-org/llama.cpp@749f688f): qwen3next full attention every 4th layer
+# (src/models/qwen3next.cpp), llama4 chunked attention of 8192 tokens on layers il % 4 < 3 (src/models/llama4.cpp)
+QWEN3NEXT_FULL_EVERY = 4
+LLAMA4_CHUNK = 8192
+LLAMA4_PERIOD = 4
+
+
+def _gguf_layer_kinds(meta: dict, arch: str, layers: int, num, fields: dict, where: str) -> dict | None:
+    """The layer pattern and recurrent sizes of a hybrid or chunked architecture, from the GGUF's own metadata."""
+    if arch == "llama4":
+        chunk = num("attention.sliding_window", required=False, minimum=0)
+        if chunk == 0 and f"{arch}.attention.sliding_window" in meta:
+            return None  # llama.cpp: a window of 0 turns chunking off
+        out = dict(layer_pattern="".join("A" if i % LLAMA4_PERIOD == LLAMA4_PERIOD - 1 else "C" for i in range(layers)),
+                   attention_chunk=chunk or LLAMA4_CHUNK)
+        step = num("interleave_moe_layer_step", required=False)
+        if step and step > 1:
+            out["moe_every"] = step
+        return out
+    kind = RECURRENT_ARCHS.get(arch)
+    if kind is None:
+        return None
+    if kind == "L":
+        every = num("full_attention_interval", required=False) or QWEN3NEXT_FULL_EVERY
+        pattern = "".join("A" if (i + 1) % every == 0 else "L" for i in range(layers))
+    else:
+        kv = meta.get(f"{arch}.attention.head_count_kv")
+        if not isinstance(kv, list) or len(kv) != layers:
+            raise ProfileError(f"{where}: metadata '{arch}.attention.head_count_kv' must list one value per layer "
+                               f"({layers}) for a hybrid '{arch}' model")
+        ff = meta.get(f"{arch}.feed_forward_length")
+        ff = ff if isinstance(ff, list) and len(ff) == layers else [1] * layers
+        pattern = "".join("A" if kv[i] else ("F" if arch.startswith("nemotron_h") and ff[i] else kind)
+                          for i in range(layers))
+    out: dict = {"layer_pattern": pattern}
+    if kind == "V":
+        out["conv_cache"] = num("shortconv.l_cache")
+    elif kind == "M":
+        heads = num("ssm.time_step_rank")
+        out.update(mamba_heads=heads, mamba_head_dim=num("ssm.inner_size") // heads, mamba_state=num("ssm.state_size"),
+                   mamba_groups=num("ssm.group_count"), mamba_conv_kernel=num("ssm.conv_kernel"))
+        if arch.startswith("nemotron_h"):
+            out.update(block_ffn=False, ffn_gated=False)
+    else:  # qwen3next stores Gated DeltaNet's sizes in the ssm keys (convert_hf_to_gguf.py Qwen3NextModel)
+        v_heads = num("ssm.time_step_rank")
+        out.update(linear_key_heads=num("ssm.group_count"), linear_key_head_dim=num("ssm.state_size"),
+                   linear_value_heads=v_heads, linear_value_head_dim=num("ssm.inner_size") // v_heads,
+                   linear_conv_kernel=num("ssm.conv_kernel"), attn_output_gate=True)
+    return out
 
 
 def _layout(tensors, profile, where: str) -> WeightsLayout:

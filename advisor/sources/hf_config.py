@@ -182,12 +182,231 @@ def _sliding(f: _Fields, kind: HFType, layers: int, warnings: list) -> tuple[int
     return 0, 0
 
 
+# Key spellings of the same fact across model types (transformers config classes).
+EXPERT_COUNT_KEYS = ("n_routed_experts", "num_local_experts", "num_experts", "moe_num_experts")
+ACTIVE_EXPERT_KEYS = ("num_experts_per_tok", "experts_per_token", "moe_k", "top_k_experts")
+SHARED_EXPERT_KEYS = ("n_shared_experts", "moe_num_shared_experts")
+DENSE_PREFIX_KEYS = ("first_k_dense_replace", "moe_layer_start_index", "num_dense_layers")
+MOE_EVERY_KEYS = ("interleave_moe_layer_step", "moe_layer_interval", "decoder_sparse_step")
+
+# Keys that change memory. A config that has one the reader of its model_type does not use is refused: a silent
+# full-attention reading of a hybrid model is wrong by 4-12x.
+MEMORY_KEYS = ("hybrid_override_pattern", "full_attention_interval", "attention_chunk_size", "num_kv_shared_layers",
+               "attn_layer_period", "expert_layer_period", "mamba_num_heads", "mamba_n_heads", "mamba_d_state",
+               "ssm_state_size", "linear_num_value_heads", "conv_L_cache", "hidden_size_per_layer_input",
+               "index_head_dim", "full_attn_idxs")
+
+
+def native_format(qc, warnings: list) -> str:
+    """The recipe (profiles/quants.toml) of a config's own quantization_config: the format its weights ship in."""
+    if not isinstance(qc, dict):
+        return ""
+    method = str(qc.get("quant_method", "")).lower()
+    bits, group = qc.get("bits"), qc.get("group_size")
+    if method == "fp8":
+        return "FP8-BLOCK" if qc.get("weight_block_size") else "FP8"
+    if method == "mxfp4":
+        return "MXFP4"
+    if method == "awq" and bits == 4:
+        return "AWQ"
+    if method == "gptq" and bits in (4, 8):
+        suffix = {64: "-G64", 32: "-G32"}.get(group, "") if bits == 4 else ""
+        return f"GPTQ-INT{bits}{suffix}"
+    if method == "modelopt" and "nvfp4" in str(qc.get("quant_algo", "")).lower():
+        return "NVFP4"
+    if method == "compressed-tensors" and "int8" in json.dumps(qc).lower():
+        return "W8A8"
+    warnings.append(f"quantization_config {method or '(no quant_method)'} is not a format advisor models; the "
+                    "weights are estimated at the --quant you give")
+    return ""
+
+
+def _per_layer_widths(cfg: dict, where: str, warnings: list) -> dict:
+    """An intermediate_size given per layer (Gemma 3n) becomes one width: exact when they agree, the widest (an
+    upper bound, said) when they do not."""
+    widths = cfg.get("intermediate_size")
+    if not isinstance(widths, list):
+        return cfg
+    if not widths or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
+        _fail(where, "intermediate_size", "must be a positive integer or a list of them")
+    if len(set(widths)) > 1:
+        warnings.append(f"intermediate_size differs per layer ({min(widths)}-{max(widths)}): every layer counted at "
+                        f"{max(widths)} (an upper bound)")
+    return {**cfg, "intermediate_size": max(widths)}
+
+
+def _first_int(f: "_Fields", keys, minimum: int = 1):
+    for key in keys:
+        if f.get(key) is not None:
+            return f.int(key, minimum=minimum)
+    return None
+
+
+def _layer_types(f: "_Fields", layers: int, names: dict) -> str | None:
+    """layer_types as a LAYER_KINDS pattern, or None when the config has none; an unknown type is refused."""
+    types = f.cfg.get("layer_types")
+    if not isinstance(types, list) or not types:
+        return None
+    if len(types) != layers or not all(isinstance(t, str) for t in types):
+        _fail(f.where, "layer_types", f"must list one layer type per layer ({layers})")
+    unknown = sorted({t for t in types if t not in names})
+    if unknown:
+        _fail(f.where, "layer_types", f"has layer types advisor does not model: {', '.join(unknown)}")
+    return "".join(names[t] for t in types)
+
+
+def _qwen3_next(f, layers, fields, warnings) -> dict:
+    """Qwen3-Next / Qwen3.5: Gated DeltaNet layers with a full (gated) attention layer every
+    full_attention_interval layers (the release has no layer_types key)."""
+    pattern = _layer_types(f, layers, {"full_attention": "A", "linear_attention": "L"})
+    if pattern is None:
+        interval = f.int("full_attention_interval")
+        pattern = "".join("A" if (i + 1) % interval == 0 else "L" for i in range(layers))
+    return dict(layer_pattern=pattern, attn_output_gate=True,
+                linear_key_heads=f.int("linear_num_key_heads"), linear_value_heads=f.int("linear_num_value_heads"),
+                linear_key_head_dim=f.int("linear_key_head_dim"),
+                linear_value_head_dim=f.int("linear_value_head_dim"),
+                linear_conv_kernel=f.int("linear_conv_kernel_dim"))
+
+
+NEMOTRON_PATTERN = {"M": "M", "*": "A", "-": "F"}  # hybrid_override_pattern: Mamba2, attention, MLP
+
+
+def _nemotron_h(f, layers, fields, warnings) -> dict:
+    """Nemotron-H: one mixer or MLP per layer (M Mamba2, * attention, - MLP with squared ReLU, no gate)."""
+    raw = f.get("hybrid_override_pattern")
+    if not isinstance(raw, str) or len(raw) != layers:
+        _fail(f.where, "hybrid_override_pattern", f"must have one character per layer ({layers})")
+    unknown = sorted(set(raw) - set(NEMOTRON_PATTERN))
+    if unknown:
+        _fail(f.where, "hybrid_override_pattern", f"has layer kinds advisor does not model: {''.join(unknown)}")
+    out = dict(layer_pattern="".join(NEMOTRON_PATTERN[c] for c in raw), block_ffn=False,
+               ffn_gated=str(f.get("mlp_hidden_act", "relu2")) not in ("relu2",),
+               mamba_heads=f.int("mamba_num_heads"), mamba_head_dim=f.int("mamba_head_dim"),
+               mamba_state=f.int("ssm_state_size"), mamba_groups=f.int("n_groups"),
+               mamba_conv_kernel=f.int("conv_kernel"))
+    head_dim = f.int("attention_head_dim", required=False) or f.int("head_dim", required=False)
+    if head_dim:
+        out["head_dim"] = head_dim
+    return out
+
+
+def _granite_hybrid(f, layers, fields, warnings) -> dict:
+    """Granite-4.0-H: Mamba2 and attention layers (layer_types), each with its FFN (MoE or a shared MLP)."""
+    pattern = _layer_types(f, layers, {"mamba": "M", "attention": "A"})
+    if pattern is None:
+        _fail(f.where, "layer_types", "is missing (Granite hybrids list mamba / attention per layer)")
+    out = dict(layer_pattern=pattern, mamba_heads=f.int("mamba_n_heads"), mamba_head_dim=f.int("mamba_d_head"),
+               mamba_state=f.int("mamba_d_state"), mamba_groups=f.int("mamba_n_groups"),
+               mamba_conv_kernel=f.int("mamba_d_conv"))
+    shared = f.int("shared_intermediate_size", required=False, minimum=0)
+    if shared and not fields.get("experts"):
+        out["intermediate"] = shared
+    elif shared:  # the shared MLP beside the routed experts, in units of one expert
+        out["shared_experts"] = max(1, -(-shared // fields["expert_intermediate"]))
+    return out
+
+
+def _lfm2(f, layers, fields, warnings) -> dict:
+    """LFM2: short-convolution layers and attention layers; the FFN width is adjusted as the model code does
+    (block_auto_adjust_ff_dim: 2/3, times block_ffn_dim_multiplier, rounded up to block_multiple_of)."""
+    pattern = _layer_types(f, layers, {"conv": "V", "full_attention": "A"})
+    if pattern is None:
+        idxs = f.get("full_attn_idxs")
+        if not isinstance(idxs, list) or not all(isinstance(i, int) and 0 <= i < layers for i in idxs):
+            _fail(f.where, "full_attn_idxs", "must list the attention layers (or give layer_types)")
+        pattern = "".join("A" if i in idxs else "V" for i in range(layers))
+    ff = f.int("block_ff_dim", required=False) or f.int("intermediate_size")
+    if f.bool("block_auto_adjust_ff_dim", False):
+        ff = int(2 * ff / 3)
+        multiplier = f.get("block_ffn_dim_multiplier")
+        if isinstance(multiplier, (int, float)) and not isinstance(multiplier, bool) and multiplier > 0:
+            ff = int(multiplier * ff)
+        step = f.int("block_multiple_of", required=False) or 1
+        ff = step * -(-ff // step)
+    return dict(layer_pattern=pattern, conv_cache=f.int("conv_L_cache"), intermediate=ff)
+
+
+def _llama4(f, layers, fields, warnings) -> dict:
+    """Llama 4: chunked local attention with RoPE, a global NoPE layer every 4th (no_rope_layers when given);
+    MoE every interleave_moe_layer_step-th layer with one shared expert, dense layers of intermediate_size_mlp."""
+    chunk = f.int("attention_chunk_size")
+    flags = f.cfg.get("no_rope_layers")
+    if isinstance(flags, list) and len(flags) == layers:
+        pattern = "".join("C" if flag else "A" for flag in flags)  # 1: the layer uses RoPE (chunked)
+    else:
+        pattern = "".join("A" if (i + 1) % LLAMA4_NOPE_EVERY == 0 else "C" for i in range(layers))
+    out = dict(layer_pattern=pattern, attention_chunk=chunk)
+    if fields.get("experts"):
+        out.update(shared_experts=1, intermediate=f.int("intermediate_size_mlp", required=False)
+                   or fields["expert_intermediate"])
+    return out
+
+
+def _gemma3n(f, layers, fields, warnings) -> dict:
+    """Gemma 3n: sliding / full layers (layer_types), the last num_kv_shared_layers reading the cache of earlier
+    layers, per-layer embeddings, LAuReL and AltUp; intermediate_size may be a list (one width per layer)."""
+    pattern = _layer_types(f, layers, {"sliding_attention": "S", "full_attention": "A"})
+    if pattern is None:
+        _fail(f.where, "layer_types", "is missing (Gemma 3n lists sliding / full attention per layer)")
+    shared = f.int("num_kv_shared_layers", required=False, minimum=0) or 0
+    if shared >= layers:
+        _fail(f.where, "num_kv_shared_layers", f"must be fewer than the {layers} layers")
+    pattern = pattern[:layers - shared] + "X" * shared
+    out = dict(layer_pattern=pattern, sliding_window=f.int("sliding_window"),
+               per_layer_input=f.int("hidden_size_per_layer_input", required=False, minimum=0) or 0,
+               per_layer_vocab=f.int("vocab_size_per_layer_input", required=False, minimum=0) or 0,
+               laurel_rank=f.int("laurel_rank", required=False, minimum=0) or 0,
+               altup_streams=f.int("altup_num_inputs", required=False, minimum=0) or 0)
+    return out
+
+
+# Llama 4 text model: `use_rope = (layer_idx + 1) % 4 != 0` when no_rope_layers is not given
+# (transformers models/llama4/modeling_llama4.py Llama4TextAttention; llama.cpp n_no_rope_layer_step = 4).
+LLAMA4_NOPE_EVERY = 4
+
+HYBRID_READERS = {
+    "qwen3_next": _qwen3_next, "qwen3_5": _qwen3_next, "qwen3_5_moe": _qwen3_next,
+    "nemotron_h": _nemotron_h, "granitemoehybrid": _granite_hybrid,
+    "lfm2": _lfm2, "lfm2_moe": _lfm2,
+    "llama4": _llama4, "llama4_text": _llama4,
+    "gemma3n": _gemma3n, "gemma3n_text": _gemma3n,
+}
+# the MEMORY_KEYS each reader consumes
+HANDLED_KEYS = {
+    "_qwen3_next": {"full_attention_interval", "linear_num_value_heads"},
+    "_nemotron_h": {"hybrid_override_pattern", "mamba_num_heads", "ssm_state_size"},
+    "_granite_hybrid": {"mamba_n_heads", "mamba_d_state"},
+    "_lfm2": {"conv_L_cache", "full_attn_idxs"},
+    "_llama4": {"attention_chunk_size"},
+    "_gemma3n": {"num_kv_shared_layers", "hidden_size_per_layer_input"},
+}
+
+
+def handler_keys(model_type: str) -> set:
+    reader = HYBRID_READERS.get(model_type)
+    keys = set(HANDLED_KEYS.get(reader.__name__, ())) if reader else set()
+    return keys | {"index_head_dim"}  # read with MLA above
+
+
+def _refuse_unmodelled(f: "_Fields", model_type: str, handled: set) -> None:
+    present = [k for k in MEMORY_KEYS if f.cfg.get(k) not in (None, 0, [], "") and k not in handled]
+    if present:
+        raise ProfileError(f"{f.where}: model_type {model_type or '(missing)'!r} has {', '.join(present)}, which "
+                           "change the memory a model needs and which advisor does not model for it; refusing "
+                           "rather than guessing (a full-attention reading would overstate or miss its cache)")
+
+
 def profile_from_config(cfg: dict, where: str, model_id: str, types: dict[str, HFType] | None = None
                         ) -> Imported:
     types = types if types is not None else load_hf_types()
+    towers = [k for k in ("vision_config", "audio_config") if isinstance(cfg.get(k), dict)]
     cfg = _text_config(cfg)
     model_type = cfg.get("model_type")
     warnings: list[str] = []
+    if towers:
+        warnings.append(f"{' and '.join(t.split('_')[0] for t in towers)} tower not counted: the language model only "
+                        "(add its weights if you feed images or audio)")
     if not isinstance(model_type, str) or not model_type:
         model_type = ""
     kind = types.get(model_type)
@@ -195,6 +414,7 @@ def profile_from_config(cfg: dict, where: str, model_id: str, types: dict[str, H
         kind = HFType("llama", {})
         warnings.append(f"model_type {model_type or '(missing)'!r} is not one advisor knows; read as a generic "
                         "llama-like decoder from its standard fields")
+    cfg = _per_layer_widths(cfg, where, warnings)
     f = _Fields(cfg, kind.defaults, where)
     layers = f.int("num_hidden_layers")
     hidden = f.int("hidden_size")
@@ -212,17 +432,20 @@ def profile_from_config(cfg: dict, where: str, model_id: str, types: dict[str, H
         qkv_bias=kind.qkv_bias or f.bool("attention_bias", False),
         norms_per_layer=kind.norms_per_layer, source=f"imported from {where}",
     )
-    experts = f.int("n_routed_experts", required=False) or f.int("num_local_experts", required=False) \
-        or f.int("num_experts", required=False)
+    experts = _first_int(f, EXPERT_COUNT_KEYS)
     if experts and experts > 1:
         expert_ff = f.int("moe_intermediate_size", required=False) or f.int("intermediate_size")
         shared_ff = f.int("shared_expert_intermediate_size", required=False, minimum=0) or 0
-        shared = f.int("n_shared_experts", required=False, minimum=0) or (-(-shared_ff // expert_ff) if shared_ff else 0)
-        fields.update(experts=experts, experts_active=f.int("num_experts_per_tok"), expert_intermediate=expert_ff,
-                      shared_experts=shared, dense_layers=f.int("first_k_dense_replace", required=False, minimum=0) or 0,
+        shared = _first_int(f, SHARED_EXPERT_KEYS, minimum=0) or (-(-shared_ff // expert_ff) if shared_ff else 0)
+        active_key = next((k for k in ACTIVE_EXPERT_KEYS if f.get(k) is not None), ACTIVE_EXPERT_KEYS[0])
+        fields.update(experts=experts, experts_active=f.int(active_key), expert_intermediate=expert_ff,
+                      shared_experts=shared, dense_layers=_first_int(f, DENSE_PREFIX_KEYS, minimum=0) or 0,
                       intermediate=f.int("intermediate_size", required=False) or expert_ff)
+        every = _first_int(f, MOE_EVERY_KEYS, minimum=1) or 0
+        if every > 1:
+            fields["moe_every"] = every
         if fields["experts_active"] > experts:
-            _fail(where, "num_experts_per_tok", f"must not exceed the {experts} experts")
+            _fail(where, active_key, f"must not exceed the {experts} experts")
     else:
         fields["intermediate"] = f.int("intermediate_size")
     if f.cfg.get("kv_lora_rank"):
@@ -230,10 +453,23 @@ def profile_from_config(cfg: dict, where: str, model_id: str, types: dict[str, H
                       q_lora_rank=f.int("q_lora_rank", required=False, minimum=0) or 0,
                       qk_rope_head_dim=f.int("qk_rope_head_dim"), qk_nope_head_dim=f.int("qk_nope_head_dim"),
                       v_head_dim=f.int("v_head_dim"))
+        if f.get("index_head_dim"):  # DeepSeek V3.2 / GLM-5 sparse attention (DSA)
+            fields.update(index_head_dim=f.int("index_head_dim"), index_heads=f.int("index_n_heads"))
     else:
-        window, every = _sliding(f, kind, layers, warnings)
-        if window:
-            fields.update(sliding_window=window, global_every=every)
+        handler = HYBRID_READERS.get(model_type)
+        if handler is not None:
+            fields.update(handler(f, layers, fields, warnings))
+        else:
+            window, every = _sliding(f, kind, layers, warnings)
+            if window:
+                fields.update(sliding_window=window, global_every=every)
+    _refuse_unmodelled(f, model_type, handler_keys(model_type))
+    native = native_format(cfg.get("quantization_config"), warnings)
+    if native:
+        fields["native_quant"] = native
+    upper = [w for w in warnings if "upper bound" in w]
+    if upper:
+        fields["upper_bound"] = "; ".join(upper)
     profile = model_from_fields(fields, kind.architecture, where)
     warnings += _check_params(profile, cfg, where)
     return Imported(profile, tuple(warnings))

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from advisor.core.formats import ElementType, QuantTable, Recipe
-from advisor.core.model import ATTENTION_KINDS, ModelProfile
+from advisor.core.model import ATTENTION_KINDS, LAYER_KINDS, ModelProfile
 from advisor.errors import ProfileError, suggest
 
 MAX_LAYERS = 4096  # real models have at most a few hundred blocks; more is a corrupt file, and costs a walk per layer
@@ -89,12 +89,43 @@ def _model_from_table(table: dict, where: str, architecture: str, bases: dict) -
         raise ProfileError(f"{where}: a MoE model needs 'experts_active' and 'expert_intermediate'")
     if not merged.get("experts") and merged["intermediate"] <= 0:
         raise ProfileError(f"{where}: field 'intermediate' must be positive")
+    _check_pattern(merged, where)
     aliases = merged.get("aliases", ())
     if not isinstance(aliases, (list, tuple)) or not all(isinstance(a, str) for a in aliases):
         raise ProfileError(f"{where}: field 'aliases' must be a list of strings")
     merged["aliases"] = tuple(aliases)
     merged["origin"] = where
     return ModelProfile(**merged)
+
+
+# what each layer kind needs beside the common fields
+_KIND_NEEDS = {
+    "S": ("sliding_window",),
+    "C": ("attention_chunk",),
+    "L": ("linear_key_heads", "linear_value_heads", "linear_key_head_dim", "linear_value_head_dim",
+          "linear_conv_kernel"),
+    "M": ("mamba_heads", "mamba_head_dim", "mamba_state", "mamba_groups", "mamba_conv_kernel"),
+    "V": ("conv_cache",),
+}
+
+
+def _check_pattern(merged: dict, where: str) -> None:
+    pattern = merged.get("layer_pattern", "")
+    if not pattern:
+        return
+    if len(pattern) != merged["layers"]:
+        raise ProfileError(f"{where}: field 'layer_pattern' must have one character per layer ({merged['layers']}),"
+                           f" got {len(pattern)}")
+    unknown = sorted(set(pattern) - set(LAYER_KINDS))
+    if unknown:
+        raise ProfileError(f"{where}: field 'layer_pattern' has unknown layer kinds {''.join(unknown)!r}; "
+                           f"known: {''.join(LAYER_KINDS)}")
+    if pattern[0] == "X":
+        raise ProfileError(f"{where}: field 'layer_pattern' starts with a shared layer (X) that has nothing to share")
+    for kind in sorted(set(pattern)):
+        for key in _KIND_NEEDS.get(kind, ()):
+            if not merged.get(key):
+                raise ProfileError(f"{where}: layer kind {kind} ({LAYER_KINDS[kind]}) needs field '{key}'")
 
 
 def model_from_fields(fields: dict, architecture: str, where: str) -> ModelProfile:
@@ -131,23 +162,41 @@ def parse_toml(text: str, where: str) -> dict:
 
 
 def parse_quant_file(text: str, where: str) -> QuantTable:
+    from advisor.core.tensors import RULES  # the rule names _rule_type knows (tensors imports nothing of ours)
+
     doc = parse_toml(text, where)
     types = {}
     for name, t in doc.get("types", {}).items():
+        for key in t:
+            if key not in _TYPE_FIELDS:
+                raise ProfileError(f"{where}: types.{name}: unknown field '{key}'")
         for key in ("block_elements", "block_bytes"):
             if key not in t:
                 raise ProfileError(f"{where}: types.{name}: missing field '{key}'")
+        for key in ("block_elements", "block_bytes", "scale_bytes", "scale_rows", "scale_cols"):
+            if key not in t:
+                continue
             _check_type(f"{where}: types.{name}", key, t[key], int)
             if t[key] <= 0:
                 raise ProfileError(f"{where}: types.{name}: field '{key}' must be positive")
-        types[name] = ElementType(name, t["block_elements"], t["block_bytes"], bool(t.get("kv", False)))
+        if ("scale_rows" in t or "scale_cols" in t) and "scale_bytes" not in t:
+            raise ProfileError(f"{where}: types.{name}: 'scale_rows' / 'scale_cols' need 'scale_bytes'")
+        types[name] = ElementType(name, t["block_elements"], t["block_bytes"], bool(t.get("kv", False)),
+                                  t.get("scale_bytes", 0), t.get("scale_rows", 1), t.get("scale_cols", 0))
     recipes = {}
     rfields = {f.name for f in dataclasses.fields(Recipe)}
     for name, r in doc.get("recipes", {}).items():
         for key, value in r.items():
             if key not in rfields:
                 raise ProfileError(f"{where}: recipes.{name}: unknown field '{key}'")
-            if key.endswith("_rule") or key == "engines":
+            if key == "engines":
+                if not isinstance(value, list) or not all(isinstance(e, str) for e in value):
+                    raise ProfileError(f"{where}: recipes.{name}: field 'engines' must be a list of strings")
+                continue
+            if key.endswith("_rule"):
+                if value not in RULES:
+                    raise ProfileError(f"{where}: recipes.{name}: field '{key}' names unknown rule '{value}'; "
+                                       f"known: {', '.join(RULES)}")
                 continue
             if value not in types:
                 raise ProfileError(f"{where}: recipes.{name}: field '{key}' names unknown type '{value}'")
@@ -156,7 +205,13 @@ def parse_quant_file(text: str, where: str) -> QuantTable:
                 raise ProfileError(f"{where}: recipes.{name}: missing field '{key}'")
         recipes[name] = Recipe(name=name, **{**r, "engines": tuple(r["engines"])})
     fallback = dict(doc.get("fallback", {}))
+    for src, dst in fallback.items():
+        if src not in types or dst not in types:
+            raise ProfileError(f"{where}: fallback.{src}: names unknown type '{src if src not in types else dst}'")
     return QuantTable(types=types, recipes=recipes, fallback=fallback)
+
+
+_TYPE_FIELDS = ("block_elements", "block_bytes", "kv", "scale_bytes", "scale_rows", "scale_cols")
 
 
 # ---------------------------------------------------------------- the registry
@@ -232,6 +287,14 @@ def load_registry() -> Registry:
     quants = parse_quant_file(root.joinpath("quants.toml").read_text(encoding="utf-8"), "profiles/quants.toml")
     models = _read_models(root)
     notices = _add_user_models(models)
+    seen: dict[str, str] = {}
+    for m in models.values():
+        for name in (m.id, m.name, *m.aliases):
+            key = name.lower()
+            if seen.get(key, m.id) != m.id:
+                raise ProfileError(f"{m.origin}: '{name}' already names profile '{seen[key]}'; ids, names and "
+                                   "aliases must be unique")
+            seen[key] = m.id
     for m in models.values():
         if m.native_quant and m.native_quant.lower() not in {k.lower() for k in quants.recipes}:
             raise ProfileError(f"{m.origin}: field 'native_quant' names unknown recipe '{m.native_quant}'")
