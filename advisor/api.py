@@ -12,9 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from advisor.errors import AdvisorError, UsageError
-from advisor.sources.hf_config import Imported
-from advisor.detect import detect_machine
-from advisor.detect.simulated import simulated_machine
+from advisor.sources.model_files import Imported
 from advisor.core.hardware import Device, Machine
 from advisor.apps.estimate import estimate, kv_bytes_per_token, weights_bytes
 from advisor.core.memory import EngineSettings, Estimate, KVChoice
@@ -29,6 +27,20 @@ __all__ = [
     "kv_bytes_per_token", "weights_bytes", "model", "Speed", "estimate_speed", "result_dict", "load_model",
     "Imported",
 ]
+
+
+def detect_machine(*args, **kwargs) -> Machine:
+    """This machine, observed (NVML, psutil, cgroups, sysctl). Imported on use: a simulated machine needs none."""
+    from advisor.detect import detect_machine as detect
+
+    return detect(*args, **kwargs)
+
+
+def simulated_machine(*args, **kwargs) -> Machine:
+    """A machine described instead of observed: catalog GPUs, a custom card, a RAM size."""
+    from advisor.detect.simulated import simulated_machine as simulate
+
+    return simulate(*args, **kwargs)
 
 
 def result_dict(est: Estimate, machine: Machine) -> dict:

@@ -128,10 +128,10 @@ def _engine(row) -> str:
 
 
 def _device(name: str, kind: str, memory: int, bandwidth: float | None, spec, index: int = 0) -> Device:
-    from advisor.detect.nvml import _fp16
+    from advisor.sources.catalog import fp16_tflops
 
     return Device(name=name, kind=kind, memory_total_bytes=memory, bandwidth_gb_s=bandwidth,
-                  fp16_tflops=_fp16(spec) if spec else None, catalog_id=spec.id if spec else None, index=index,
+                  fp16_tflops=fp16_tflops(spec) if spec else None, catalog_id=spec.id if spec else None, index=index,
                   segment=spec.segment if spec else "")
 
 
@@ -146,7 +146,7 @@ def _memory_machine(row, engine: str):
     if apple:
         size = re.search(r"(\d+)\s*GB\)", row["gpu"])  # "Apple M1 (7-core GPU, 8 GB)"
         ram = float(size.group(1)) if size else None
-        from advisor.detect.apple import apple_working_set_bytes
+        from advisor.core.hardware import apple_working_set_bytes
 
         memory = apple_working_set_bytes(int(ram * GIB)) if ram else UNNAMED_GPU_BYTES
         named = ram is not None

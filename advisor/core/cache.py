@@ -197,13 +197,14 @@ class CacheLayout:
         """The distinct specs, and for each the number of layers before layer i that use it (prefix counts): a
         model has a handful of distinct specs over hundreds of layers, and placement asks for many spans."""
         unique: dict[CacheSpec, int] = {}
-        for spec in self.layers:
-            unique.setdefault(spec, len(unique))
-        counts = [[0] * (len(self.layers) + 1) for _ in unique]
-        for i, spec in enumerate(self.layers):
-            u = unique[spec]
-            for c, row in enumerate(counts):
-                row[i + 1] = row[i] + (1 if c == u else 0)
+        index = [unique.setdefault(spec, len(unique)) for spec in self.layers]
+        counts = []
+        for u in range(len(unique)):
+            acc, row = 0, [0]
+            for k in index:
+                acc += k == u
+                row.append(acc)
+            counts.append(row)
         return tuple(unique), tuple(tuple(row) for row in counts)
 
     def span_bytes(self, start: int, stop: int, cells: int, sequences: int = 1, alloc: Allocation = NO_PADDING,

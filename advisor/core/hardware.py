@@ -11,7 +11,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from advisor.core.units import GIB
+
 DEVICE_KINDS = ("gpu", "apple")
+
+# Apple's recommendedMaxWorkingSetSize (the memory Metal may use): 2/3 of RAM on small machines,
+# 3/4 on larger ones. 8 GB M1 -> 5726.63 MB (0.667); 64 GB -> 51539.61 MB (0.75); 192 GB M2 Ultra
+# -> 154618.82 MB (0.75) (calibration/memory_logs.csv A04, A05).
+APPLE_SMALL_RAM_BYTES = 36 * GIB
+APPLE_SMALL_WORKING_SET = 2 / 3
+APPLE_LARGE_WORKING_SET = 3 / 4
+# cgroup v1 reports "no limit" as a huge number (PAGE_COUNTER_MAX pages); anything above this is none.
+CGROUP_NO_LIMIT_BYTES = 1 << 60
+NVML_MILLIWATTS_PER_WATT = 1000
+# Unified-memory PCs (DGX Spark, Strix Halo) share RAM with the GPU like a Mac does.
+UNIFIED_KINDS = ("apple", "unified")
+
+
+
+def apple_working_set_bytes(ram_bytes: int) -> int:
+    share = APPLE_SMALL_WORKING_SET if ram_bytes <= APPLE_SMALL_RAM_BYTES else APPLE_LARGE_WORKING_SET
+    return int(ram_bytes * share)
+
 
 
 @dataclass(frozen=True)

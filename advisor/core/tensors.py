@@ -113,6 +113,21 @@ class WeightsLayout:
         """Bytes read per token for one decode step (MoE: active experts only; embeddings: a row, not counted)."""
         return sum(g.active_bytes for g in self.groups if g.kind != "embeddings")
 
+    @cached_property
+    def _layer_prefix(self) -> tuple[int, ...]:
+        out, acc = [0], 0
+        for n in self.layer_bytes:
+            acc += n
+            out.append(acc)
+        return tuple(out)
+
+    def span_bytes(self, start: int, stop: int) -> int:
+        """Weights of blocks start..stop-1."""
+        if stop <= start:
+            return 0
+        prefix = self._layer_prefix
+        return prefix[stop] - prefix[start]
+
     def kind_bytes(self, kind: str) -> int:
         return sum(g.nbytes for g in self.groups if g.kind == kind)
 
@@ -383,47 +398,82 @@ def _layer_shapes(m: ModelProfile, i: int):
     return norms + mixer + (_ffn_shapes(m, i) if has_ffn else []) + extra
 
 
-def _walk(model: ModelProfile, recipe: Recipe, quants: QuantTable):
-    """Every tensor in llama-quantize's order as (where, name, layer, row, rows, type, nbytes, expert_share);
-    where is "embd", "layer" or "tail". Names of block tensors are bare ("attn_q"): blk.{layer}. is implied."""
-    per_layer = [_layer_shapes(model, i) for i in range(model.layers)]
+# classes whose type depends on the layer (llama-quantize's running counters and per-layer rules): never memoised
+_COUNTED_CLASSES = ("attn_v", "ffn_down")
+
+
+def _setup(model: ModelProfile, recipe: Recipe, quants: QuantTable):
+    """(the tensor shapes of every block, a typer: (class, layer, row, rows, name) -> (type, bytes))."""
+    memo: dict = {}  # layers of one kind (and MoE-ness) have the same tensors
+    per_layer = []
+    for i in range(model.layers):
+        key = (model.layer_kind(i), model.is_moe_layer(i))
+        if key not in memo:
+            memo[key] = _layer_shapes(model, i)
+        per_layer.append(memo[key])
     n_attn_v = sum(1 for shapes in per_layer for s in shapes if s[0] == "attn_v")
     n_ffn_down = sum(1 for shapes in per_layer for s in shapes if s[0] == "ffn_down")
     namer = _Namer(model, recipe, quants, n_attn_v, n_ffn_down)
     row_bytes: dict = {}
+    picked: dict = {}  # the type of a class / name / row: the same in every layer but for the counted classes
 
     def typed(cls, layer, row, rows, name=""):
-        t = namer.pick(cls, layer, row, name)
+        if cls in _COUNTED_CLASSES or layer < 0:
+            t = namer.pick(cls, layer, row, name)
+        else:
+            key = (cls, name, row)
+            t = picked.get(key)
+            if t is None:
+                t = picked[key] = namer.pick(cls, layer, row, name)
         if (t, row) not in row_bytes:
             row_bytes[(t, row)] = quants.type(t).row_bytes(row)
         return t, row_bytes[(t, row)] * rows
 
+    return per_layer, typed
+
+
+def _head(model: ModelProfile, typed) -> list:
+    """The tensors before the blocks (and the ones llama.cpp keeps with the output), as _walk yields them."""
+    out = []
     embd_cls = "output" if model.tied_embeddings else "token_embd"
     t, n = typed(embd_cls, -1, model.hidden, model.vocab)
-    yield "embd", "token_embd", -1, model.hidden, model.vocab, t, n, 0.0
-    embd = (t, n)
+    out.append(("embd", "token_embd", -1, model.hidden, model.vocab, t, n, 0.0))
     if model.per_layer_input:  # Gemma 3n's per-layer embeddings: looked up like token_embd, kept with it
         row = model.per_layer_input * model.layers
         t, n = typed("token_embd", -1, row, model.per_layer_vocab)
-        yield "embd", "per_layer_token_embd", -1, row, model.per_layer_vocab, t, n, 0.0
+        out.append(("embd", "per_layer_token_embd", -1, row, model.per_layer_vocab, t, n, 0.0))
         t, n = typed("ssm", -1, model.hidden, row)
-        yield "tail", "per_layer_model_proj", -1, model.hidden, row, t, n, 0.0
+        out.append(("tail", "per_layer_model_proj", -1, model.hidden, row, t, n, 0.0))
     for k in range(max(0, model.altup_streams - 1)):  # AltUp: projections in and out of each extra stream
         for name in ("altup_proj", "altup_unembd_proj"):
             t, n = typed("ssm", -1, model.hidden, model.hidden)
-            yield "tail", f"{name}.{k}", -1, model.hidden, model.hidden, t, n, 0.0
+            out.append(("tail", f"{name}.{k}", -1, model.hidden, model.hidden, t, n, 0.0))
+    return out
+
+
+def _tail(model: ModelProfile, typed, embd: tuple) -> list:
+    t, n = typed("norm", -1, model.hidden, 1)
+    out = [("tail", "output_norm", -1, model.hidden, 1, t, n, 0.0)]
+    if not model.tied_embeddings:
+        t, n = typed("output", -1, model.hidden, model.vocab)
+        out.append(("tail", "output", -1, model.hidden, model.vocab, t, n, 0.0))
+    else:
+        # llama.cpp duplicates a tied embedding as the output layer on the GPU (TENSOR_DUPLICATED).
+        out.append(("tail", "output (tied: copy of token_embd)", -1, model.hidden, model.vocab, embd[0], embd[1], 0.0))
+    return out
+
+
+def _walk(model: ModelProfile, recipe: Recipe, quants: QuantTable):
+    """Every tensor in llama-quantize's order as (where, name, layer, row, rows, type, nbytes, expert_share);
+    where is "embd", "layer" or "tail". Names of block tensors are bare ("attn_q"): blk.{layer}. is implied."""
+    per_layer, typed = _setup(model, recipe, quants)
+    head = _head(model, typed)
+    yield from head
     for i, shapes in enumerate(per_layer):
         for cls, name, row, rows, share in shapes:
             t, n = typed(cls, i, row, rows, name)
             yield "layer", name, i, row, rows, t, n, share
-    t, n = typed("norm", -1, model.hidden, 1)
-    yield "tail", "output_norm", -1, model.hidden, 1, t, n, 0.0
-    if not model.tied_embeddings:
-        t, n = typed("output", -1, model.hidden, model.vocab)
-        yield "tail", "output", -1, model.hidden, model.vocab, t, n, 0.0
-    else:
-        # llama.cpp duplicates a tied embedding as the output layer on the GPU (TENSOR_DUPLICATED).
-        yield "tail", "output (tied: copy of token_embd)", -1, model.hidden, model.vocab, embd[0], embd[1], 0.0
+    yield from _tail(model, typed, head[0][5:7])
 
 
 def tensor_list(model: ModelProfile, recipe: Recipe, quants: QuantTable) -> tuple[Tensor, ...]:
@@ -434,13 +484,55 @@ def tensor_list(model: ModelProfile, recipe: Recipe, quants: QuantTable) -> tupl
 
 @lru_cache(maxsize=256)  # inputs are immutable; a check grid asks once per KV type
 def weights_layout(model: ModelProfile, recipe: Recipe, quants: QuantTable) -> WeightsLayout:
-    """The weights as tensor groups (sums only: no per-tensor objects, it is hot)."""
-    sums = GroupSums()
+    """The weights as tensor groups: _walk's sums, without visiting every tensor of every block (it is hot: one
+    per model of a grid). Within a block only the counted classes (attn_v, ffn_down) change type from layer to
+    layer; the rest of a block of a given shape is summed once and added per layer."""
+    acc: dict = {}
     params = 0
-    for where, name, layer, row, rows, _t, n, share in _walk(model, recipe, quants):
-        if not name.startswith("output (tied"):
+
+    def add(kind, layer, n, read):
+        a = acc.get((kind, layer))
+        if a is None:
+            acc[(kind, layer)] = [n, read]
+        else:
+            a[0] += n
+            a[1] += read
+
+    def read_of(kind, n, share):
+        return 0 if kind == "embeddings" else int(n * share) if share else n  # an embedding is a row lookup
+
+    per_layer, typed = _setup(model, recipe, quants)
+    head = _head(model, typed)
+    ends = head + _tail(model, typed, head[0][5:7])
+    for where, name, layer, row, rows, _t, n, share in ends:
+        kind = "embeddings" if where == "embd" else "output"
+        if not name.startswith("output (tied"):  # a copy llama.cpp makes, not a parameter
             params += row * rows
-        kind = "embeddings" if where == "embd" else "output" if where == "tail" else group_of(name)
-        read = 0 if kind == "embeddings" else int(n * share) if share else n  # an embedding is a row lookup
-        sums.add(kind, layer, n, read)
-    return WeightsLayout(sums.groups(), model.layers, params)
+        add(kind, -1, n, read_of(kind, n, share))
+    fixed: dict = {}  # id(shapes) -> (per kind [bytes, read], params, the counted shapes in order)
+    for i, shapes in enumerate(per_layer):
+        block = fixed.get(id(shapes))
+        if block is None:
+            sums: dict = {}
+            counted, block_params = [], 0
+            for cls, name, row, rows, share in shapes:
+                block_params += row * rows
+                if cls in _COUNTED_CLASSES:
+                    counted.append((cls, name, row, rows, share))
+                    continue
+                kind = group_of(name)
+                _t, n = typed(cls, i, row, rows, name)
+                s_ = sums.setdefault(kind, [0, 0])
+                s_[0] += n
+                s_[1] += read_of(kind, n, share)
+            block = fixed[id(shapes)] = (sums, block_params, counted)
+        sums, block_params, counted = block
+        params += block_params
+        for kind, (n, read) in sums.items():
+            add(kind, i, n, read)
+        for cls, name, row, rows, share in counted:
+            _t, n = typed(cls, i, row, rows, name)
+            kind = group_of(name)
+            add(kind, i, n, read_of(kind, n, share))
+    groups = tuple(TensorGroup(kind, layer, n, r) for (kind, layer), (n, r) in acc.items())
+    return WeightsLayout(groups, model.layers, params)

@@ -6,12 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from advisor.core.hardware import Machine
-from advisor.detect.apple import _sysctl, detect_apple
-from advisor.detect.host import detect_ram
-from advisor.detect.nvml import detect_gpus
 
 
-def detect_machine(nvml=None, cgroup_root: Path = Path("/sys/fs/cgroup"), sysctl=_sysctl, system=None, arch=None) -> Machine:
+def detect_machine(nvml=None, cgroup_root: Path = Path("/sys/fs/cgroup"), sysctl=None, system=None, arch=None) -> Machine:
+    # imported here: a simulated machine (advisor.detect.simulated) needs none of them
+    from advisor.detect.apple import _sysctl, detect_apple
+    from advisor.detect.host import detect_ram
+    from advisor.detect.nvml import detect_gpus
+
+    sysctl = sysctl if sysctl is not None else _sysctl
     gpus, notes, _ = detect_gpus(nvml)
     total, available, ram_notes = detect_ram(cgroup_root)
     notes += ram_notes

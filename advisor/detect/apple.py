@@ -4,26 +4,10 @@ from __future__ import annotations
 
 from advisor.core.hardware import Device
 from advisor.core.units import GIB
-from advisor.detect.nvml import _fp16
 from advisor.errors import UsageError
-from advisor.sources.catalog import find_hardware
+from advisor.core.hardware import apple_working_set_bytes
+from advisor.sources.catalog import find_hardware, fp16_tflops
 
-# Apple's recommendedMaxWorkingSetSize (the memory Metal may use): 2/3 of RAM on small machines,
-# 3/4 on larger ones. 8 GB M1 -> 5726.63 MB (0.667); 64 GB -> 51539.61 MB (0.75); 192 GB M2 Ultra
-# -> 154618.82 MB (0.75) (calibration/memory_logs.csv A04, A05).
-APPLE_SMALL_RAM_BYTES = 36 * GIB
-APPLE_SMALL_WORKING_SET = 2 / 3
-APPLE_LARGE_WORKING_SET = 3 / 4
-# cgroup v1 reports "no limit" as a huge number (PAGE_COUNTER_MAX pages); anything above this is none.
-CGROUP_NO_LIMIT_BYTES = 1 << 60
-NVML_MILLIWATTS_PER_WATT = 1000
-# Unified-memory PCs (DGX Spark, Strix Halo) share RAM with the GPU like a Mac does.
-UNIFIED_KINDS = ("apple", "unified")
-
-
-def apple_working_set_bytes(ram_bytes: int) -> int:
-    share = APPLE_SMALL_WORKING_SET if ram_bytes <= APPLE_SMALL_RAM_BYTES else APPLE_LARGE_WORKING_SET
-    return int(ram_bytes * share)
 
 
 def _sysctl(name: str) -> str | None:
@@ -60,7 +44,7 @@ def detect_apple(sysctl=_sysctl, system: str | None = None, machine: str | None 
         kind="apple",
         memory_total_bytes=apple_working_set_bytes(ram) if ram else None,
         bandwidth_gb_s=spec.bandwidth_gb_s if spec else None,
-        fp16_tflops=_fp16(spec),
+        fp16_tflops=fp16_tflops(spec),
         catalog_id=spec.id if spec else None,
         segment=spec.segment if spec else "",
         notes=("Metal working set: the share of unified memory the GPU may use",),

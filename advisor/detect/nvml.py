@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from advisor.core.hardware import Device
 from advisor.core.units import GIB
-from advisor.sources.catalog import HardwareSpec, find_by_nvml_name
+from advisor.sources.catalog import HardwareSpec, find_by_nvml_name, fp16_tflops
 
 NVML_MILLIWATTS_PER_WATT = 1000
 
@@ -80,7 +80,7 @@ def _device_from_handle(nvml, handle, index: int, label_prefix: str = "GPU") -> 
         memory_total_bytes=total,
         memory_free_bytes=free,
         bandwidth_gb_s=spec.bandwidth_gb_s if spec else None,
-        fp16_tflops=_fp16(spec),
+        fp16_tflops=fp16_tflops(spec),
         power_limit_watts=_power_limit(power_mw, spec),
         index=index,
         catalog_id=spec.id if spec else None,
@@ -184,16 +184,4 @@ def detect_gpus(nvml=None) -> tuple[tuple[Device, ...], list[str], bool]:
     return tuple(devices), notes, True
 
 
-def _fp16(spec: HardwareSpec | None) -> float | None:
-    if spec is None:
-        return None
-    return spec.fp16_fp32acc_tflops or spec.fp16_tflops
 
-
-def _fp16(spec: HardwareSpec | None) -> float | None:
-    if spec is None:
-        return None
-    return spec.fp16_fp32acc_tflops or spec.fp16_tflops
-
-
-# ---------------------------------------------------------------- RAM, cgroups, Apple

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import re
 
-from advisor.core.hardware import Device, Machine
+from advisor.core.hardware import Device, Machine, apple_working_set_bytes
 from advisor.core.units import GIB
-from advisor.detect.apple import apple_working_set_bytes
-from advisor.detect.nvml import _fp16
 from advisor.errors import UsageError
-from advisor.sources.catalog import HardwareSpec, find_hardware
+from advisor.sources.catalog import HardwareSpec, find_hardware, fp16_tflops
 from advisor.sources.links import link_for
 
 # Unified-memory PCs (DGX Spark, Strix Halo) share RAM with the GPU like a Mac does.
@@ -56,7 +54,7 @@ def simulated_machine(
                 notes.append(f"{spec.name}: no --ram given, assuming the largest configuration ({spec.memory_gib:g} GB)")
             devices.append(Device(
                 name=spec.name, kind="apple", memory_total_bytes=apple_working_set_bytes(ram_bytes),
-                bandwidth_gb_s=spec.bandwidth_gb_s, fp16_tflops=_fp16(spec), catalog_id=spec.id,
+                bandwidth_gb_s=spec.bandwidth_gb_s, fp16_tflops=fp16_tflops(spec), catalog_id=spec.id,
                 index=len(devices), notes=("GPU share of unified memory (working set)",), segment=spec.segment,
             ))
             if cpu_bandwidth_gb_s is None and spec.bandwidth_gb_s:
@@ -71,7 +69,7 @@ def simulated_machine(
         for _ in range(count):
             devices.append(Device(
                 name=spec.name, kind="gpu", memory_total_bytes=memory, bandwidth_gb_s=bandwidth_gb_s or spec.bandwidth_gb_s,
-                fp16_tflops=_fp16(spec), power_limit_watts=spec.tdp_watts, catalog_id=spec.id, index=len(devices),
+                fp16_tflops=fp16_tflops(spec), power_limit_watts=spec.tdp_watts, catalog_id=spec.id, index=len(devices),
                 segment=spec.segment,
             ))
     if not gpus and vram_gib is not None:

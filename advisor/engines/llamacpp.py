@@ -174,11 +174,13 @@ class LlamaCpp(Engine):
         uses = []
         for i, dev in enumerate(gpus):
             units = units_of.get(i, [])
-            layers = [u for u in units if u < m.layers]
-            wb = sum(w.layer_bytes[j] for j in layers)
+            # a device's units are contiguous: layers start..stop-1, and the output layer when unit n_layer is its
+            start = units[0] if units else 0
+            stop = min(units[-1] + 1, m.layers) if units else 0
+            wb = w.span_bytes(start, stop)
             if m.layers in units:
                 wb += w.output_bytes
-            kvb = job.cache.total_for(layers, cells, s.parallel, job.alloc)
+            kvb = job.cache.span_bytes(start, stop, cells, s.parallel, job.alloc)
             overhead = CUDA_RUNTIME_BYTES if units and dev.kind == "gpu" else 0
             uses.append(DeviceUse(dev.name, len(units), wb, kvb, compute if units else 0, overhead,
                                   gpu_usable_bytes(dev, s.headroom_bytes), device_index=i, stage=i))
@@ -186,15 +188,15 @@ class LlamaCpp(Engine):
 
     def _host_use(self, job: Job, cells: int, n_gpu_layers: int, machine: Machine, gpu_uses) -> DeviceUse:
         m, s, w = job.model, job.settings, job.weights
-        cpu_layers = [i for i in range(m.layers + 1 - n_gpu_layers) if i < m.layers] if n_gpu_layers <= m.layers else []
-        wb = w.token_embd_bytes + sum(w.layer_bytes[i] for i in cpu_layers)
+        n_cpu = min(m.layers, m.layers + 1 - n_gpu_layers) if n_gpu_layers <= m.layers else 0  # layers 0..n_cpu-1
+        wb = w.token_embd_bytes + w.span_bytes(0, n_cpu)
         if n_gpu_layers == 0:
             wb += w.output_bytes
-        kvb = job.cache.total_for(cpu_layers, cells, s.parallel, job.alloc)
+        kvb = job.cache.span_bytes(0, n_cpu, cells, s.parallel, job.alloc)
         compute = host_compute_bytes(m, cells, s)
         if not machine.gpus or n_gpu_layers == 0:
             compute += compute_buffer_bytes(m, cells, s)  # the CPU backend runs the whole graph
-        return DeviceUse("host RAM", len(cpu_layers), wb, kvb, compute, 0, host_usable_bytes(machine, gpu_uses),
+        return DeviceUse("host RAM", n_cpu, wb, kvb, compute, 0, host_usable_bytes(machine, gpu_uses),
                          host=True, device_index=HOST, stage=len(machine.gpus))
 
     @staticmethod

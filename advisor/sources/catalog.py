@@ -49,6 +49,13 @@ class HardwareSpec:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+def fp16_tflops(spec: HardwareSpec | None) -> float | None:
+    """The FP16 rate llama.cpp's kernels see: with FP32 accumulation where the catalog has that figure."""
+    if spec is None:
+        return None
+    return spec.fp16_fp32acc_tflops or spec.fp16_tflops
+
+
 def _words(text: str) -> list[str]:
     # split letters from digits only where people do: "SXM4" stays, "80GB" stays, "(76-core" splits
     return [w for w in re.split(r"[^a-z0-9.+]+", text.lower()) if w]
@@ -105,14 +112,20 @@ def parse_catalog(text: str, where: str) -> list[HardwareSpec]:
 
 @lru_cache(maxsize=1)
 def load_catalog() -> tuple[HardwareSpec, ...]:
-    root = _profiles_root().joinpath("hardware")
-    specs: list[HardwareSpec] = []
     from advisor.sources.links import LINKS_FILE
+    from advisor.sources.parsed_cache import cached
 
-    files = (p for p in root.iterdir() if p.name.endswith(".toml") and p.name != LINKS_FILE)
-    for path in sorted(files, key=lambda p: p.name):
-        specs += parse_catalog(path.read_text(encoding="utf-8"), f"profiles/hardware/{path.name}")
-    return tuple(specs)
+    root = _profiles_root().joinpath("hardware")
+    files = sorted((p for p in root.iterdir() if p.name.endswith(".toml") and p.name != LINKS_FILE),
+                   key=lambda p: p.name)
+
+    def build():
+        specs: list[HardwareSpec] = []
+        for path in files:
+            specs += parse_catalog(path.read_text(encoding="utf-8"), f"profiles/hardware/{path.name}")
+        return tuple(specs)
+
+    return cached("catalog", files, build)
 
 
 def _forms(spec: HardwareSpec) -> list[list[str]]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from advisor.errors import ProfileError
 from advisor.core.model import ModelProfile
+from advisor.sources.model_files import Imported  # noqa: F401 (re-exported: where importers built it)
 from advisor.sources.profiles import model_from_fields
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -26,14 +27,6 @@ KNOWN_LAYER_TYPES = ("full_attention", "sliding_attention")  # transformers' lay
 MAX_FIELD_VALUE = 1 << 40  # larger sizes are corrupt, not a model (2^40 elements in one dimension)
 
 
-@dataclass(frozen=True)
-class Imported:
-    """A profile read from a file, with what the reader noticed along the way."""
-
-    profile: ModelProfile
-    warnings: tuple[str, ...]
-    weights: object = None  # a WeightsLayout when the file fixes the weights (GGUF), else None
-    quant: str = ""  # the file's weight type (GGUF), else ""
 
 
 @dataclass(frozen=True)

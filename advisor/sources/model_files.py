@@ -7,14 +7,26 @@ TOML in the platformdirs data dir and shadow shipped ones of the same id).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import json
 import os
 from functools import lru_cache
 from pathlib import Path
 
 from advisor.errors import ProfileError, UsageError
-from advisor.sources.hf_config import Imported
 from advisor.core.model import ModelProfile
+
+
+@dataclass(frozen=True)
+class Imported:
+    """A profile read from a file, with what the reader noticed along the way."""
+
+    profile: ModelProfile
+    warnings: tuple[str, ...]
+    weights: object = None  # a WeightsLayout when the file fixes the weights (GGUF), else None
+    quant: str = ""  # the file's weight type (GGUF), else ""
+
 
 USER_MODELS_ENV = "ADVISOR_USER_MODELS"  # another user-profile folder (tests, a shared team folder)
 CONFIG_JSON = "config.json"

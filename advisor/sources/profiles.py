@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -155,6 +154,8 @@ def parse_model_file(text: str, where: str, bases: dict | None = None) -> list[M
 
 def parse_toml(text: str, where: str) -> dict:
     """A TOML document, or one line naming the file (every data file under profiles/, and user files)."""
+    import tomllib  # here: a start-up served from the parsed cache never parses TOML
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -282,7 +283,16 @@ def _add_user_models(models: dict) -> tuple[str, ...]:
 
 @lru_cache(maxsize=1)
 def load_registry() -> Registry:
-    """The shipped profiles plus the user's, loaded once per process."""
+    """The shipped profiles plus the user's, loaded once per process (parsed once per change of the files)."""
+    from advisor.sources.model_files import user_profile_files
+    from advisor.sources.parsed_cache import cached
+
+    root = _profiles_root()
+    files = [root / "quants.toml", *root.joinpath("models").glob("*.toml"), *user_profile_files()]
+    return cached("registry", files, _build_registry)
+
+
+def _build_registry() -> Registry:
     root = _profiles_root()
     quants = parse_quant_file(root.joinpath("quants.toml").read_text(encoding="utf-8"), "profiles/quants.toml")
     models = _read_models(root)
