@@ -34,6 +34,7 @@ def isolated_config(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # user profiles (advisor import)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the parsed-data cache
     for name in list(os.environ):
         if name.startswith("ADVISOR_") or name == "NO_COLOR":
             monkeypatch.delenv(name)

@@ -1,0 +1,54 @@
+"""The parsed-data cache: a changed file is read again, a broken cache is ignored, and it can be turned off."""
+
+import os
+import time
+
+from advisor.sources import parsed_cache
+
+
+def test_a_changed_file_rebuilds_and_an_unchanged_one_does_not(tmp_path):
+    data = tmp_path / "data.toml"
+    data.write_text("a = 1\n")
+    builds = []
+
+    def build():
+        builds.append(data.read_text())
+        return data.read_text()
+
+    assert parsed_cache.cached("t", [data], build) == "a = 1\n"
+    assert parsed_cache.cached("t", [data], build) == "a = 1\n"
+    assert len(builds) == 1  # the second answer came from the cache
+    data.write_text("a = 22\n")  # another size: another signature
+    os.utime(data, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert parsed_cache.cached("t", [data], build) == "a = 22\n" and len(builds) == 2
+
+
+def test_a_corrupt_cache_file_is_rebuilt_not_an_error(tmp_path):
+    data = tmp_path / "d"
+    data.write_text("x")
+    parsed_cache.cached("u", [data], lambda: "first")
+    cache = parsed_cache._cache_dir() / "u.pickle"
+    assert cache.is_file()
+    cache.write_bytes(b"\x80 not a pickle")
+    assert parsed_cache.cached("u", [data], lambda: "again") == "again"
+
+
+def test_no_cache_when_asked(tmp_path, monkeypatch):
+    data = tmp_path / "d"
+    data.write_text("x")
+    parsed_cache.cached("v", [data], lambda: 1)
+    monkeypatch.setenv("ADVISOR_NO_CACHE", "1")
+    assert parsed_cache.cached("v", [data], lambda: 2) == 2
+
+
+def test_the_registry_from_the_cache_is_the_registry_from_the_files(monkeypatch):
+    from advisor.sources.profiles import load_registry
+
+    load_registry.cache_clear()
+    first = load_registry()  # builds and stores
+    load_registry.cache_clear()
+    second = load_registry()  # from the pickle
+    load_registry.cache_clear()
+    assert first is not second and list(first.models) == list(second.models)
+    assert first.models["gpt-oss-120b"] == second.models["gpt-oss-120b"]
+    assert set(first.quants.recipes) == set(second.quants.recipes)
