@@ -53,11 +53,14 @@ def model(name: str) -> ModelProfile:
     return load_model(name).profile
 
 
+UNQUANTIZED = ("BF16", "F16", "F32")
+
+
 def native_quant_for(profile: ModelProfile, engine: str, quants) -> str | None:
     """The format the model's weights ship in, when this engine loads it (gpt-oss's MXFP4 in llama.cpp; not
     DeepSeek's FP8 there)."""
-    if not profile.native_quant:
-        return None
+    if not profile.native_quant or profile.native_quant.upper() in UNQUANTIZED:
+        return None  # a 16-bit release is no default: people run a quantized file of it
     recipe = next((r for k, r in quants.recipes.items() if k.lower() == profile.native_quant.lower()), None)
     return recipe.name if recipe is not None and engine in recipe.engines else None
 

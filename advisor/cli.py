@@ -16,6 +16,11 @@ from advisor.errors import AdvisorError
 FORMATS = ("table", "json", "csv", "markdown")  # advisor.output.FORMATS; repeated so --help needs no import
 
 DEFAULT_ENGINE = engines.PREFERRED_ORDER[0]
+CPU_MOE_ALL_LAYERS = 1 << 16  # --cpu-moe: "the first N layers" with N larger than any model has
+MAX_RAM_CHANNELS = 24  # a two-socket server with 12 channels each
+DEFAULT_RAM_CHANNELS = 2  # a desktop board
+BYTES_PER_TRANSFER = 8  # one 64-bit DDR channel moves 8 bytes per transfer
+RAM_TYPE = r"^(DDR[3-5]|LPDDR[45]X?)-(\d{3,5})$"
 
 
 class EngineChoice(click.Choice):
@@ -52,10 +57,22 @@ def machine_options(f):
         click.option("--vram", type=float, metavar="GIB", help="Memory of each simulated GPU (a card not in the catalog)."),
         click.option("--bandwidth", type=float, metavar="GB_S", help="Memory bandwidth of a simulated GPU."),
         click.option("--ram", type=float, metavar="GIB", help="Simulated system RAM (unified memory on a Mac)."),
+        click.option("--ram-bandwidth", type=click.FloatRange(min=0, min_open=True), metavar="GB_S",
+                     expose_value=False, callback=_keep, help="RAM bandwidth (what layers or experts in RAM read at)."),
+        click.option("--ram-type", metavar="DDR5-5600", expose_value=False, callback=_keep,
+                     help="RAM type and speed: bandwidth = channels x MT/s x 8 bytes (with --ram-channels)."),
+        click.option("--ram-channels", type=click.IntRange(min=1, max=MAX_RAM_CHANNELS), default=None,
+                     expose_value=False, callback=_keep, help="Populated memory channels (default 2, a desktop)."),
     ]
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def _keep(ctx, param, value):
+    """Options every machine-taking command has but only _machine reads: kept in the context, not passed on."""
+    ctx.meta[param.name] = value
+    return value
 
 
 def engine_options(f):
@@ -74,6 +91,15 @@ def engine_options(f):
                      help="llama.cpp --kv-unified: one cache shared by the slots (default: one per slot)."),
         click.option("--mla-v-cache", is_flag=True,
                      help="MLA as llama.cpp builds of 2025-04 to 2026-01 cached it: a V latent beside the K latent."),
+        click.option("--offload", type=click.Choice(["auto", "layers"]), default="auto", show_default=True,
+                     help="What does not fit the GPU goes to RAM: auto = llama.cpp's --fit (a MoE model's routed "
+                          "experts first, then whole layers); layers = whole layers only (-ngl)."),
+        click.option("--cpu-moe", is_flag=True, help="llama.cpp --cpu-moe: every layer's routed experts in RAM."),
+        click.option("--n-cpu-moe", type=click.IntRange(min=0), metavar="N",
+                     help="llama.cpp --n-cpu-moe N: the routed experts of the first N layers in RAM."),
+        click.option("-ot", "--override-tensor", "override_tensor", multiple=True, metavar="PATTERN=CPU",
+                     help=r"llama.cpp -ot: expert tensors matching PATTERN in RAM, e.g. 'exps=CPU' or "
+                          r"'blk\.(1[0-9])\.ffn_.*_exps=CPU' (repeatable)."),
         click.option("--gpu-util", type=click.FloatRange(min=0.05, max=1.0), default=0.9, show_default=True,
                      help="vLLM gpu_memory_utilization."),
     ]
@@ -156,27 +182,69 @@ def _import_warnings(models) -> list[str]:
     return [f"{name}: {w}" for name in models if looks_like_path(name) for w in load_model(name).warnings]
 
 
-def _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util, kv_unified=False, mla_v_cache=False):
+def _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util, kv_unified=False, mla_v_cache=False,
+            offload="auto", cpu_moe=False, n_cpu_moe=None, override_tensor=()):
     from advisor.core.memory import EngineSettings
     from advisor.core.units import GIB
 
+    from advisor.engines.llamacpp import parse_override
+
+    patterns = tuple(parse_override(t) for t in override_tensor)
+    explicit = cpu_moe or n_cpu_moe is not None or patterns
+    if explicit and not engines.get(engine).loads_gguf:
+        raise AdvisorError(f"--cpu-moe / --n-cpu-moe / --override-tensor are llama.cpp options; {engine} does not "
+                           "offload experts")
+    first = CPU_MOE_ALL_LAYERS if cpu_moe else (n_cpu_moe or 0)
     return EngineSettings(name=engine, flash_attn=flash_attn, parallel=parallel, headroom_bytes=int(headroom * GIB),
                           swa_full=swa_full, gpu_memory_utilization=gpu_util, kv_unified=kv_unified,
-                          mla_v_cache=mla_v_cache)
+                          mla_v_cache=mla_v_cache, offload="experts" if explicit else offload,
+                          cpu_moe_first=first, cpu_moe_patterns=patterns)
+
+
+def _ram_bandwidth() -> tuple[float | None, str]:
+    """(GB/s, where it came from) from --ram-bandwidth or --ram-type / --ram-channels, else (None, "")."""
+    import re
+
+    meta = click.get_current_context().meta
+    given, kind, channels = meta.get("ram_bandwidth"), meta.get("ram_type"), meta.get("ram_channels")
+    if given is not None and (kind or channels):
+        raise AdvisorError("give --ram-bandwidth or --ram-type/--ram-channels, not both")
+    if given is not None:
+        return given, "given (--ram-bandwidth)"
+    if kind is None:
+        if channels:
+            raise AdvisorError("--ram-channels needs --ram-type (e.g. DDR5-5600)")
+        return None, ""
+    match = re.match(RAM_TYPE, kind.strip().upper())
+    if not match:
+        raise AdvisorError(f"--ram-type must look like DDR5-5600 or LPDDR5X-8533, got '{kind}'")
+    channels = channels or DEFAULT_RAM_CHANNELS
+    rate = int(match.group(2))
+    gb_s = channels * rate * BYTES_PER_TRANSFER / 1000
+    return gb_s, f"{channels} channels x {match.group(1)}-{rate} x {BYTES_PER_TRANSFER} bytes"
 
 
 def _machine(gpus, vram, bandwidth, ram, quiet: bool = False):
+    from dataclasses import replace
+
     from advisor.detect import detect_machine
     from advisor.detect.simulated import simulated_machine
 
+    ram_bw, ram_bw_source = _ram_bandwidth()
     if gpus or vram is not None or ram is not None:
-        return simulated_machine(tuple(gpus), vram, bandwidth, ram)
-    if bandwidth is not None:
-        raise AdvisorError("--bandwidth needs --vram or --gpu")
-    from advisor.present.progress import spinner
+        machine = simulated_machine(tuple(gpus), vram, bandwidth, ram)
+    else:
+        if bandwidth is not None:
+            raise AdvisorError("--bandwidth needs --vram or --gpu")
+        from advisor.present.progress import spinner
 
-    with spinner("detecting GPUs and memory", enabled=not quiet):
-        return detect_machine()
+        with spinner("detecting GPUs and memory", enabled=not quiet):
+            machine = detect_machine()
+    if ram_bw is not None:
+        notes = tuple(n for n in machine.notes if "read the same unified memory" not in n)
+        machine = replace(machine, cpu_bandwidth_gb_s=ram_bw,
+                          notes=notes + (f"RAM bandwidth {ram_bw:g} GB/s: {ram_bw_source}",))
+    return machine
 
 
 def _today():
@@ -236,7 +304,8 @@ def main():
 @output_options
 def check(gpus, vram, bandwidth, ram, models, quants, kv_types, contexts, what_if, all_models, engine, parallel,
           flash_attn,
-          headroom, swa_full, kv_unified, mla_v_cache, gpu_util, fmt, as_json, quiet):
+          headroom, swa_full, kv_unified, mla_v_cache, offload, cpu_moe, n_cpu_moe, override_tensor, gpu_util, fmt,
+          as_json, quiet):
     """Which models fit on this (or a simulated) machine, at which context, on GPU or spilling to RAM.
 
     \b
@@ -252,7 +321,8 @@ def check(gpus, vram, bandwidth, ram, models, quants, kv_types, contexts, what_i
 
     fmt = _format(fmt, as_json)
     machine = _machine(gpus, vram, bandwidth, ram, quiet)
-    settings = _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util, kv_unified, mla_v_cache)
+    settings = _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util, kv_unified, mla_v_cache, offload,
+                       cpu_moe, n_cpu_moe, override_tensor)
     estimates = check_grid(
         machine, settings,
         models=models or None,
@@ -280,7 +350,8 @@ def check(gpus, vram, bandwidth, ram, models, quants, kv_types, contexts, what_i
 @engine_options
 @output_options
 def fit(model, gpus, vram, bandwidth, ram, quant, context, kv_type, kv_type_k, kv_type_v, kv_bits, explain, engine,
-        parallel, flash_attn, headroom, swa_full, kv_unified, mla_v_cache, gpu_util, fmt, as_json, quiet):
+        parallel, flash_attn, headroom, swa_full, kv_unified, mla_v_cache, offload, cpu_moe, n_cpu_moe,
+        override_tensor, gpu_util, fmt, as_json, quiet):
     """One configuration in detail: weights, KV cache, compute buffer, overhead, per device.
 
     \b
@@ -297,7 +368,8 @@ def fit(model, gpus, vram, bandwidth, ram, quant, context, kv_type, kv_type_k, k
 
     fmt = _format(fmt, as_json)
     machine = _machine(gpus, vram, bandwidth, ram, quiet)
-    settings = _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util, kv_unified, mla_v_cache)
+    settings = _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util, kv_unified, mla_v_cache, offload,
+                       cpu_moe, n_cpu_moe, override_tensor)
     kv = KVChoice(k=kv_type_k or kv_type, v=kv_type_v or kv_type, bits=kv_bits)
     est = fit_one(model, quant, kv, settings, context, machine, default_quant=engines.get(engine).default_quant)
     _emit(fit_document(machine, est, explain), fmt, quiet, _import_warnings([model]))

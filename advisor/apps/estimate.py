@@ -99,6 +99,8 @@ def estimate(
 
 def _offload(placement) -> Offload:
     host = next((u for u in placement.devices if u.host), None)
+    if host is not None and host.expert_layers:
+        return Offload("experts", host.expert_layers)
     if host is None or not host.layers:
         return Offload("none", 0)
     if not any(u.layers for u in placement.devices if not u.host):

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-OFFLOAD_KINDS = ("none", "layers", "all")
+OFFLOAD_KINDS = ("none", "layers", "experts", "all")
 HOST = -1  # device_index of the host (RAM + CPU)
 
 
 @dataclass(frozen=True)
 class Offload:
-    """What goes to host RAM: nothing, whole layers (llama.cpp -ngl), or everything (CPU only)."""
+    """What goes to host RAM: nothing, whole layers (llama.cpp -ngl), the routed experts of `host_layers` layers
+    (--n-cpu-moe), or everything (CPU only)."""
 
     kind: str = "none"
     host_layers: int = 0
@@ -74,6 +75,8 @@ class DeviceUse:
     device_index: int = HOST  # index into Machine.gpus; HOST for RAM
     stage: int = 0  # devices of one stage work at once (tensor parallel); stages take turns
     compute_share: float = 0.0  # share of a token's FLOPs this device does
+    read_bytes: int | None = None  # weights read per token here, when they are not its share of the model's
+    expert_layers: int = 0  # layers whose routed experts this device holds apart from their layer (RAM)
 
     @property
     def total_bytes(self) -> int:

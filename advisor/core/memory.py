@@ -41,6 +41,13 @@ class EngineSettings:
     gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION
     kv_unified: bool = False  # llama.cpp --kv-unified: one cache shared by the slots (default: one per slot)
     mla_v_cache: bool = False  # llama.cpp builds of 2025-04 to 2026-01 also cached a V latent for MLA
+    # where the routed experts go (llama.cpp / Ollama): "auto" (llama.cpp's --fit: experts to RAM before whole
+    # layers), "layers" (whole layers only, -ngl), or "experts": those of the first cpu_moe_first layers (--n-cpu-moe
+    # N; --cpu-moe is every layer) and of the layers whose expert tensors a cpu_moe_patterns regex matches
+    # (-ot PATTERN=CPU)
+    offload: str = "auto"
+    cpu_moe_first: int = 0
+    cpu_moe_patterns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

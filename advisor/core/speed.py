@@ -126,7 +126,7 @@ def _stages(est: Estimate) -> list[list]:
     """The devices that hold layers, grouped by stage, in stage order."""
     by_stage: dict[int, list] = {}
     for use in est.devices:
-        if use.layers:
+        if use.layers or use.expert_layers:
             by_stage.setdefault(use.stage, []).append(use)
     return [by_stage[k] for k in sorted(by_stage)]
 
@@ -159,7 +159,7 @@ def estimate_speed(est: Estimate, machine: Machine, concurrency: int = 1) -> Spe
             if device.bandwidth_gb_s is None:
                 notes.append(f"{device.name}: bandwidth unknown, decode speed unknown")
                 return Speed(None, None, None, None, {}, tuple(notes), concurrency)
-            read = use.weights_bytes * batch_share + use.kv_bytes * kv_share
+            read = _weights_read(use, use.weights_bytes, batch_share, concurrency) + use.kv_bytes * kv_share
             flops = _flops_per_s(device)
             compute_t = concurrency * flops_per_token * use.compute_share / flops if flops else 0.0
             t, mem_t = _step_seconds(read, use.layers, device.bandwidth_gb_s, _device_fit(device), compute_t)
@@ -190,12 +190,27 @@ def _host_seconds(est, machine, host, batch_share, kv_share, concurrency, notes,
     if bw is None:
         bw = DEFAULT_CPU_BANDWIDTH_GB_S
         notes.append(f"RAM bandwidth unknown: assumed {bw:g} GB/s (dual-channel DDR5-5600)")
-    read = (host.weights_bytes - est.token_embd_bytes) * batch_share + host.kv_bytes * kv_share
-    t, _ = _step_seconds(read, host.layers, bw, CPU_DECODE_FIT, 0.0)
+    held = host.weights_bytes - est.token_embd_bytes
+    read = _weights_read(host, held, batch_share, concurrency) + host.kv_bytes * kv_share
+    layers = host.layers or host.expert_layers  # an expert offload: one expert pass per layer it holds
+    t, _ = _step_seconds(read, layers, bw, CPU_DECODE_FIT, 0.0)
     terms["host RAM"] = {"bytes_read": int(read), "layers": host.layers, "bandwidth_gb_s": bw, "seconds": t}
+    if host.expert_layers:
+        terms["host RAM"]["expert_layers"] = host.expert_layers
     if concurrency > 1:
         notes.append("CPU layers: batched decode modelled as memory-bound only (CPU FLOPS unknown)")
     return t
+
+
+def _weights_read(use, held: int, batch_share: float, concurrency: int) -> float:
+    """Weight bytes a decode step reads on this device: its share of the model's, or (an expert offload) the
+    device's own active bytes, of which N tokens touch 1 - (1 - share)^N."""
+    if use.read_bytes is None:
+        return held * batch_share
+    if not held:
+        return 0.0
+    share = min(1.0, use.read_bytes / held)
+    return held * (1 - (1 - share) ** concurrency)
 
 
 def _step_seconds(bytes_read: float, layers: int, bandwidth_gb_s: float, fit: tuple[float, float],

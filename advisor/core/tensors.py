@@ -114,6 +114,35 @@ class WeightsLayout:
         return sum(g.active_bytes for g in self.groups if g.kind != "embeddings")
 
     @cached_property
+    def expert_layer_bytes(self) -> tuple[int, ...]:
+        """Routed-expert bytes per block (what an expert offload moves to RAM)."""
+        out = [0] * self.n_layers
+        for g in self.groups:
+            if g.layer >= 0 and g.kind == "routed_experts":
+                out[g.layer] += g.nbytes
+        return tuple(out)
+
+    @cached_property
+    def expert_layer_active_bytes(self) -> tuple[int, ...]:
+        out = [0] * self.n_layers
+        for g in self.groups:
+            if g.layer >= 0 and g.kind == "routed_experts":
+                out[g.layer] += g.active_bytes
+        return tuple(out)
+
+    @cached_property
+    def layer_active_bytes(self) -> tuple[int, ...]:
+        out = [0] * self.n_layers
+        for g in self.groups:
+            if g.layer >= 0:
+                out[g.layer] += g.active_bytes
+        return tuple(out)
+
+    @cached_property
+    def output_active_bytes(self) -> int:
+        return sum(g.active_bytes for g in self.groups if g.kind == "output")
+
+    @cached_property
     def _layer_prefix(self) -> tuple[int, ...]:
         out, acc = [0], 0
         for n in self.layer_bytes:

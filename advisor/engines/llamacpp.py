@@ -86,6 +86,47 @@ def layer_split(n_layers: int, n_gpu_layers: int, weights_of_gpus: list[float]) 
     return split
 
 
+EXPERT_TENSORS = ("ffn_gate_exps", "ffn_up_exps", "ffn_down_exps")
+
+
+def cpu_expert_layers(job: Job, settings: EngineSettings) -> frozenset:
+    """The MoE layers whose routed experts stay in RAM: the first --n-cpu-moe N (llama.cpp common/arg.cpp: "keep
+    the MoE weights of the first N layers in the CPU") and those an -ot PATTERN=CPU regex matches
+    (blk.N.ffn_{gate,up,down}_exps.weight, searched as llama.cpp's std::regex_search does)."""
+    import re
+
+    moe = [i for i in range(job.model.layers) if job.weights.expert_layer_bytes[i]]
+    chosen = {i for i in moe if i < settings.cpu_moe_first}
+    for pattern in settings.cpu_moe_patterns:
+        regex = re.compile(pattern)
+        chosen |= {i for i in moe if any(regex.search(f"blk.{i}.{t}.weight") for t in EXPERT_TENSORS)}
+    return frozenset(chosen)
+
+
+def parse_override(text: str) -> str:
+    """An -ot/--override-tensor PATTERN=CPU as llama.cpp takes it; only routed-expert patterns to the CPU are
+    modelled (the common use). Raises UsageError otherwise."""
+    import re
+
+    pattern, sep, device = text.rpartition("=")
+    if not sep or not pattern:
+        raise UsageError(f"--override-tensor takes PATTERN=DEVICE, got '{text}'")
+    if device.upper() != "CPU":
+        raise UsageError(f"--override-tensor {text}: only =CPU is modelled (experts kept in RAM)")
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise UsageError(f"--override-tensor {text}: not a regular expression ({exc})") from None
+    if not any(regex.search(f"blk.{i}.{t}.weight") for i in range(MAX_PATTERN_LAYERS) for t in EXPERT_TENSORS):
+        raise UsageError(f"--override-tensor {text}: matches no routed-expert tensor (blk.N.ffn_*_exps); only "
+                         "expert offload is modelled")
+    return pattern
+
+
+# patterns are checked against this many layers' expert tensor names (more than any model has)
+MAX_PATTERN_LAYERS = 256
+
+
 class LlamaCpp(Engine):
     name = "llama.cpp"
     label = "llama.cpp"
@@ -203,15 +244,85 @@ class LlamaCpp(Engine):
     def _gpus_fit(uses) -> bool:
         return all(u.fits for u in uses if u.layers)
 
+    def _expert_uses(self, job: Job, cells: int, machine: Machine, cpu_experts: frozenset) -> list[DeviceUse]:
+        """Every layer on the GPUs but the routed experts of `cpu_experts` layers, which stay in RAM (llama.cpp
+        --n-cpu-moe / -ot exps=CPU): the GPU keeps attention, norms, router, shared experts and the whole cache."""
+        uses = self._gpu_uses(job, cells, machine, job.model.layers + 1)
+        w, m = job.weights, job.model
+        out = []
+        for u in uses:
+            if not u.layers:
+                out.append(u)
+                continue
+            start = sum(x.layers for x in uses[:u.device_index])  # the units of the GPUs before this one
+            stop = min(start + u.layers, m.layers)
+            moved = sum(w.expert_layer_bytes[i] for i in range(start, stop) if i in cpu_experts)
+            read = sum(w.layer_active_bytes[i] - (w.expert_layer_active_bytes[i] if i in cpu_experts else 0)
+                       for i in range(start, stop))
+            if stop < start + u.layers:  # holds the output layer
+                read += w.output_active_bytes
+            out.append(replace(u, weights_bytes=u.weights_bytes - moved, read_bytes=read))
+        return out
+
+    def _expert_host(self, job: Job, cells: int, machine: Machine, cpu_experts: frozenset, gpu_uses) -> DeviceUse:
+        w, m, s = job.weights, job.model, job.settings
+        experts = sum(w.expert_layer_bytes[i] for i in cpu_experts)
+        read = sum(w.expert_layer_active_bytes[i] for i in cpu_experts)
+        compute = host_compute_bytes(m, cells, s)
+        return DeviceUse("host RAM", 0, w.token_embd_bytes + experts, 0, compute, 0,
+                         host_usable_bytes(machine, gpu_uses), host=True, device_index=HOST, stage=len(machine.gpus),
+                         read_bytes=read, expert_layers=len(cpu_experts))
+
+    def _expert_placement(self, job: Job, cells: int, machine: Machine, cpu_experts: frozenset) -> Placement | None:
+        gpu_uses = self._expert_uses(job, cells, machine, cpu_experts)
+        if not self._gpus_fit(gpu_uses):
+            return None
+        host = self._expert_host(job, cells, machine, cpu_experts, gpu_uses)
+        kind = "gpu+cpu" if host.fits is not False else "none"
+        placed = self._placement(kind, gpu_uses, host, job.model.layers + 1)
+        return replace(placed, notes=(f"routed experts of {len(cpu_experts)} of {job.model.layers} layers in RAM; "
+                                      "attention, shared experts and the cache on the GPU(s)",))
+
+    def _auto_experts(self, job: Job, cells: int, machine: Machine) -> Placement | None:
+        """llama.cpp's --fit for a MoE model that does not fit: the experts of the first layers go to RAM, as few
+        layers as make the rest fit (more layers' experts in RAM never need more GPU memory: bisect)."""
+        m = job.model
+        moe = [i for i in range(m.layers) if job.weights.expert_layer_bytes[i]]
+        if not moe:
+            return None
+        if self._expert_placement(job, cells, machine, frozenset(moe)) is None:
+            return None
+        lo, hi = 1, len(moe)  # the first k MoE layers' experts in RAM; k = len(moe) fits
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._gpus_fit(self._expert_uses(job, cells, machine, frozenset(moe[:mid]))):
+                hi = mid
+            else:
+                lo = mid + 1
+        return self._expert_placement(job, cells, machine, frozenset(moe[:lo]))
+
     def place(self, job: Job, deployment: Deployment, machine: Machine, context: int) -> Placement:
         m = job.model
         cells = self.cells(job, context)
         full = m.layers + 1
+        s = job.settings
         if any(d.usable_bytes is not None for d in machine.gpus):  # a GPU whose memory is unknown holds nothing
+            if s.offload == "experts":
+                chosen = cpu_expert_layers(job, s)
+                placed = self._expert_placement(job, cells, machine, chosen)
+                if placed is not None:
+                    return placed
+                # the GPU share does not fit even so: report it as it is
+                gpu_uses = self._expert_uses(job, cells, machine, chosen)
+                host = self._expert_host(job, cells, machine, chosen, gpu_uses)
+                return replace(self._placement("none", gpu_uses, host, full),
+                               notes=("the GPU share does not fit even with these experts in RAM",))
             gpu_uses = self._gpu_uses(job, cells, machine, full)
             host = self._host_use(job, cells, full, machine, gpu_uses)
             if self._gpus_fit(gpu_uses) and any(u.layers for u in gpu_uses) and host.fits is not False:
                 return self._placement("gpu", gpu_uses, host, full)
+            if s.offload == "auto" and (placed := self._auto_experts(job, cells, machine)) is not None:
+                return placed
             # partial offload: the most layers whose GPU share still fits (fewer layers never need more
             # GPU memory, so bisect)
             lo, hi = 0, m.layers  # fits(lo) holds trivially (nothing offloaded), fits(full) does not
@@ -233,6 +344,9 @@ class LlamaCpp(Engine):
         uses = list(gpu_uses) + [host]
         units = sum(u.layers for u in uses) or 1
         uses = [replace(u, compute_share=u.layers / units) for u in uses]
+        if host.expert_layers:  # expert offload: the host does the active experts' share of the FLOPs
+            total = sum(u.read_bytes or 0 for u in uses) or 1
+            uses = [replace(u, compute_share=(u.read_bytes or 0) / total) for u in uses]
         if kind == "gpu":
             # every layer on the GPUs: RAM holds only the token embeddings (mmap-ed, read a row per token) and small
             # buffers, so an unknown RAM size does not make the verdict unknown
@@ -254,7 +368,8 @@ class LlamaCpp(Engine):
     def notes(self, job: Job, deployment: Deployment, placement: Placement, context: int, machine: Machine) -> list[str]:
         m, s = job.model, job.settings
         notes = []
-        if placement.kind == "gpu+cpu":
+        notes += placement.notes
+        if placement.kind == "gpu+cpu" and not any(u.expert_layers for u in placement.devices):
             on_gpu = placement.gpu_layers - 1 if placement.gpu_layers > m.layers else placement.gpu_layers
             notes.append(f"{on_gpu} of {m.layers} layers on the GPU(s); the rest run from RAM")
         if s.parallel > 1:

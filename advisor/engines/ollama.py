@@ -2,6 +2,7 @@
 
 - num_ctx is per sequence: it allocates num_ctx x OLLAMA_NUM_PARALLEL cells.
 - Flash attention is off unless the KV cache is quantized (which requires it).
+- What does not fit the GPU goes to RAM as whole layers (num_gpu); no expert offload of its own.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ class Ollama(LlamaCpp):
     log_names = ("ollama",)
 
     def resolve(self, settings: EngineSettings, kv_quantized: bool) -> EngineSettings:
+        if settings.offload == "auto":  # Ollama offloads whole layers (num_gpu); it has no --fit
+            settings = replace(settings, offload="layers")
         return settings if settings.flash_attn is not None else replace(settings, flash_attn=kv_quantized)
 
     def allocation(self, settings: EngineSettings) -> Allocation:

@@ -20,7 +20,7 @@ COLUMN_GAP = 2  # tabulate's "simple" layout puts two spaces between columns
 
 # Cell values that carry a verdict, and their colour on a terminal.
 STATUS_COLOURS = {"GPU": "green", "yes": "green", "GPU+RAM": "yellow", "RAM": "yellow", "no fit": "red",
-                  "NO": "red", "never": "red", "GPU?": "yellow", "GPU+RAM?": "yellow", "RAM?": "yellow", "?": "yellow"}
+                  "NO": "red", "never": "red", "GPU?": "yellow", "GPU+RAM?": "yellow", "GPU+RAM (experts)": "yellow", "GPU+RAM (experts)?": "yellow", "RAM?": "yellow", "?": "yellow"}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,10 @@ UNKNOWN_MARK = "?"  # after a placement whose fit is unknown (a memory it needs 
 
 
 def placement_word(e: Estimate) -> str:
-    return PLACEMENT_WORDS[e.placement] + (UNKNOWN_MARK if e.fits is None else "")
+    word = PLACEMENT_WORDS[e.placement]
+    if e.deployment is not None and e.deployment.offload.kind == "experts" and e.placement == "gpu+cpu":
+        word += " (experts)"  # the routed experts in RAM, the rest on the GPU
+    return word + (UNKNOWN_MARK if e.fits is None else "")
 
 
 def _fits_word(fits: bool | None) -> str:
@@ -137,7 +140,9 @@ def fit_document(machine: Machine, e: Estimate, explain: bool) -> Document:
     out.append(f"  runtime overhead {fmt_gib(e.overhead_bytes, 2):>12}")
     out.append(f"  total            {fmt_gib(e.total_bytes, 2):>12}")
     verdict = placement_word(e)
-    out.append(f"  runs on          {verdict}" + (f" ({e.gpu_layers} of {_units(e)} layers on GPU)" if e.placement == "gpu+cpu" else ""))
+    experts = e.deployment is not None and e.deployment.offload.kind == "experts"
+    split = f" ({e.gpu_layers} of {_units(e)} layers on GPU)" if e.placement == "gpu+cpu" and not experts else ""
+    out.append(f"  runs on          {verdict}{split}")
     out.append(f"  max context on GPU: {e.max_context if e.max_context is not None else 'none (does not fit on the GPU at any context)'}")
     from advisor.core.speed import estimate_speed
 

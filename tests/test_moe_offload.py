@@ -1,0 +1,133 @@
+"""MoE expert offload (issue 15): the routed experts in RAM, the rest on the GPU, and the speed of that placement.
+
+Real measurements: tests/data/moe/moe_offload.csv (copied from shared/calibration, sources per row).
+"""
+
+import csv
+import json
+import statistics
+
+import pytest
+from click.testing import CliRunner
+
+from advisor.cli import main
+from conftest import DATA
+
+GIB = 1024**3
+MOE_ROWS = {r["id"]: r for r in csv.DictReader(open(DATA / "moe" / "moe_offload.csv", encoding="utf-8"))}
+
+
+def fit(*args):
+    r = CliRunner().invoke(main, ["fit", *args, "--json"])
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+GPT_OSS_4090 = ("gpt-oss-120b", "--gpu", "RTX 4090", "--ram", "64", "--ram-type", "DDR5-5600", "--context", "8192")
+
+
+def test_cpu_moe_puts_every_routed_expert_in_ram_and_the_rest_on_the_gpu():
+    d = fit(*GPT_OSS_4090, "--cpu-moe")
+    gpu, host = d["devices"]
+    assert d["placement"] == "gpu+cpu" and d["deployment"]["offload"] == {"kind": "experts", "host_layers": 36}
+    assert gpu["layers"] == 37 and gpu["kv_bytes"] == d["kv_bytes"]  # every layer's attention and cache on the GPU
+    assert host["kv_bytes"] == 0
+    # the two sides add up to the MXFP4 checkpoint; the GPU keeps attention, router, norms and output (~3 GiB)
+    assert gpu["weights_bytes"] + host["weights_bytes"] == d["weights_bytes"]
+    assert 2 * GIB < gpu["weights_bytes"] < 4 * GIB
+    # people report 18-30 tok/s on a 24 GB card with dual-channel DDR5 (issue 15)
+    assert 18 <= d["decode_tokens_per_s"] <= 30
+    assert "RAM bandwidth 89.6 GB/s" in " ".join(d["machine"]["notes"])
+
+
+def test_n_cpu_moe_moves_exactly_n_layers_and_more_never_needs_more_gpu_memory_nor_decodes_faster():
+    full = fit(*GPT_OSS_4090, "--cpu-moe")
+    per_layer_experts = (full["devices"][1]["weights_bytes"] - full["token_embd_bytes"]) // 36
+    last_gpu, last_speed = None, None
+    for n in (24, 28, 32, 36):
+        d = fit(*GPT_OSS_4090, "--n-cpu-moe", str(n))
+        gpu, host = d["devices"]
+        assert d["deployment"]["offload"]["host_layers"] == n
+        assert host["weights_bytes"] == d["token_embd_bytes"] + n * per_layer_experts  # gpt-oss: equal layers
+        if last_gpu is not None:
+            assert gpu["total_bytes"] <= last_gpu and d["decode_tokens_per_s"] <= last_speed
+        last_gpu, last_speed = gpu["total_bytes"], d["decode_tokens_per_s"]
+
+
+def test_override_tensor_patterns_choose_the_layers():
+    everything = fit(*GPT_OSS_4090, "-ot", "exps=CPU")
+    assert everything["deployment"]["offload"]["host_layers"] == 36
+    assert everything["devices"][1]["weights_bytes"] == fit(*GPT_OSS_4090, "--cpu-moe")["devices"][1]["weights_bytes"]
+    d = fit("qwen3-30b-a3b", "--gpu", "RTX 4090", "--ram", "64", "--context", "4096", "-ot",
+            r"blk\.(1[0-9])\.ffn_.*_exps=CPU")
+    assert d["deployment"]["offload"] == {"kind": "experts", "host_layers": 10}  # layers 10-19
+    r = CliRunner().invoke(main, ["fit", "qwen3-30b-a3b", "-ot", "attn_q=CUDA0"])
+    assert r.exit_code == 2 and r.output.count("\n") == 1 and "only =CPU" in r.output
+
+
+def test_auto_offload_moves_experts_before_layers_and_is_faster():
+    auto = fit(*GPT_OSS_4090)
+    layers = fit(*GPT_OSS_4090, "--offload", "layers")
+    assert auto["deployment"]["offload"]["kind"] == "experts"
+    assert layers["deployment"]["offload"]["kind"] == "layers"
+    assert auto["decode_tokens_per_s"] > 1.3 * layers["decode_tokens_per_s"]
+    # the fewest layers whose experts must leave: one fewer does not fit the GPU
+    n = auto["deployment"]["offload"]["host_layers"]
+    fewer = fit(*GPT_OSS_4090, "--n-cpu-moe", str(n - 1))
+    assert fewer["placement"] == "none"
+    # a dense model has no experts to move: auto is the layer split
+    dense = fit("llama-3.3-70b", "--gpu", "RTX 4090", "--ram", "64", "--context", "8192")
+    assert dense["deployment"]["offload"]["kind"] == "layers"
+
+
+def test_ollama_keeps_its_layer_offload_and_vllm_refuses_expert_flags():
+    d = fit(*GPT_OSS_4090, "--engine", "ollama")
+    assert d["deployment"]["offload"]["kind"] == "layers"
+    r = CliRunner().invoke(main, ["fit", "gpt-oss-120b", "--engine", "vllm", "--cpu-moe"])
+    assert r.exit_code != 0 and r.output.count("\n") == 1 and "llama.cpp options" in r.output
+
+
+def test_check_says_experts_in_ram():
+    r = CliRunner().invoke(main, ["check", "--model", "gpt-oss-120b", "--gpu", "RTX 4090", "--ram", "64",
+                                  "--context", "8192", "--kv-type", "f16"])
+    assert r.exit_code == 0 and "GPU+RAM (experts)" in r.output
+
+
+def test_ram_bandwidth_from_type_and_channels():
+    d = fit(*GPT_OSS_4090[:-2], "--context", "8192", "--ram-channels", "4")
+    assert "RAM bandwidth 179.2 GB/s: 4 channels x DDR5-5600 x 8 bytes" in " ".join(d["machine"]["notes"])
+    for bad, words in ((["--ram-type", "DDR9-1"], "must look like DDR5-5600"),
+                       (["--ram-bandwidth", "50", "--ram-type", "DDR5-5600"], "not both"),
+                       (["--ram-channels", "4"], "needs --ram-type")):
+        r = CliRunner().invoke(main, ["fit", "gpt-oss-20b", "--gpu", "RTX 4090", "--ram", "64", *bad])
+        assert r.exit_code != 0 and r.output.count("\n") == 1 and words in r.output, r.output
+
+
+# rows of moe_offload.csv that name the GPU, the RAM bandwidth (or a standard platform) and the placement, as the
+# command that reproduces them; M01 (an unnamed 8 GB GPU) and M04 (CPU-only, RAM unknown) do not
+REPRODUCIBLE = {
+    "M02": ["qwen3-30b-a3b", "--quant", "Q4_K_M", "--vram", "8", "--bandwidth", "448", "--ram", "64",
+            "--ram-bandwidth", "102", "--n-cpu-moe", "36", "--context", "4096"],  # RTX 2080: 448 GB/s
+    "M03": ["gpt-oss-120b", "--gpu", "2x RTX 5090", "--ram", "128", "--ram-type", "DDR5-5600", "--n-cpu-moe", "3",
+            "--context", "4096"],  # RAM not stated: a desktop's dual-channel DDR5-5600
+    "M05": ["deepseek-r1", "--quant", "IQ1_S", "--gpu", "RTX 3090", "--ram", "512", "--ram-bandwidth", "460.8",
+            "--offload", "layers", "--context", "4096"],  # EPYC 9654, 12 x DDR5-4800
+}
+MEDIAN_DECODE_ERROR = 0.25
+
+
+def _measured(row):
+    low, _, high = row["decode_tok_s"].partition("-")
+    return (float(low) + float(high)) / 2 if high else float(low)
+
+
+def test_median_decode_error_over_the_reproducible_offload_rows():
+    """M02 +10%, M03 -17%; M05 (a whole-layer split with a 1.58-bit model on a 12-channel EPYC) is predicted ~10x too
+    fast: the CPU side is not bandwidth-bound there (IQ1_S dequantization and NUMA), which the model does not
+    capture; the median is within 25 %."""
+    errors = {}
+    for rid, args in REPRODUCIBLE.items():
+        d = fit(*args)
+        errors[rid] = d["decode_tokens_per_s"] / _measured(MOE_ROWS[rid]) - 1
+    assert abs(errors["M02"]) < MEDIAN_DECODE_ERROR and abs(errors["M03"]) < MEDIAN_DECODE_ERROR
+    assert statistics.median(abs(e) for e in errors.values()) <= MEDIAN_DECODE_ERROR, errors
