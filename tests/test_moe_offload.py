@@ -131,3 +131,29 @@ def test_median_decode_error_over_the_reproducible_offload_rows():
         errors[rid] = d["decode_tokens_per_s"] / _measured(MOE_ROWS[rid]) - 1
     assert abs(errors["M02"]) < MEDIAN_DECODE_ERROR and abs(errors["M03"]) < MEDIAN_DECODE_ERROR
     assert statistics.median(abs(e) for e in errors.values()) <= MEDIAN_DECODE_ERROR, errors
+
+
+def test_readme_answers_the_blog_question_for_2026_with_the_tools_own_numbers():
+    """The README table of MoE models on a 16 / 24 GB card with DDR5-5600 is what fit computes."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    rows = {"gpt-oss-120b": None, "glm-4.5-air": "Q4_K_M", "qwen3-next-80b-a3b": "Q4_K_M",
+            "qwen3-235b-a22b": "Q4_K_M", "llama-3.3-70b": "Q4_K_M"}
+    machines = [("RTX 4080", "64"), ("RTX 4080", "128"), ("RTX 4090", "64"), ("RTX 4090", "128")]
+    for model, quant in list(rows.items()) + [("qwen3-235b-a22b", "Q2_K")]:
+        cells = []
+        for gpu, ram in machines:
+            args = [model, "--gpu", gpu, "--ram", ram, "--ram-type", "DDR5-5600", "--context", "16384"]
+            d = fit(*args, *(["--quant", quant] if quant else []))
+            if d["placement"] == "none":
+                cells.append("no fit")
+                continue
+            on_gpu = sum(x["weights_bytes"] for x in d["devices"] if not x["host"]) / GIB
+            in_ram = sum(x["weights_bytes"] for x in d["devices"] if x["host"]) / GIB
+            tok = d["decode_tokens_per_s"]
+            cells.append(f"{on_gpu:.1f} / {in_ram:.1f}, ~{tok:.0f}" if tok >= 10 else
+                         f"{on_gpu:.1f} / {in_ram:.1f}, ~{tok:.1f}")
+        label = f"| `{model}` ({d['quant']}" + (", dense" if model == "llama-3.3-70b" else "") + ")"
+        row = next(line for line in readme.splitlines() if line.startswith(label))
+        assert [c.strip() for c in row.split("|")[2:-1]] == cells, (row, cells)
