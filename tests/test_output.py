@@ -158,9 +158,9 @@ def test_slow_detection_shows_no_spinner_in_a_pipe(monkeypatch, no_gpu_machine):
 
     real = hw.detect_machine
 
-    def slow():
+    def slow(**kwargs):
         time.sleep(0.6)
-        return real()
+        return real(**kwargs)
 
     monkeypatch.setattr(hw, "detect_machine", slow)
     r = run("check", "--model", "llama-3-8b", "--format", "csv")

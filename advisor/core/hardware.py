@@ -97,6 +97,7 @@ class Machine:
     cpu_bandwidth_gb_s: float | None = None
     notes: tuple[str, ...] = field(default=())
     link: Link | None = None  # between the GPUs; None: one GPU, or not known
+    cpu_bandwidth_measured: bool = False  # cpu_bandwidth_gb_s was achieved by a probe here, not a platform figure
 
     @property
     def ram_usable_bytes(self) -> int | None:

@@ -44,6 +44,9 @@ DECODE_FIT = {
 # CPU decode is not in the calibration data: a typical share of DDR bandwidth that llama.cpp's CPU
 # backend reaches, and a small per-layer cost. Shown with a wide range.
 CPU_DECODE_FIT = (0.6, 20e-6)
+# A bandwidth this machine achieved in a probe (advisor/detect/membw.py) is already a real rate, not a platform
+# figure to take a share of.
+MEASURED_CPU_EFFICIENCY = 1.0
 # Relative half-width of the printed range: about the 90th percentile of |error| of each fit.
 DECODE_SPREAD = {"gpu": 0.20, "apple": 0.15, "cpu": 0.5}
 # A desktop with DDR5-5600 in two channels (catalog row cpu-ddr5-5600-2ch), when RAM bandwidth is unknown.
@@ -193,7 +196,8 @@ def _host_seconds(est, machine, host, batch_share, kv_share, concurrency, notes,
     held = host.weights_bytes - est.token_embd_bytes
     read = _weights_read(host, held, batch_share, concurrency) + host.kv_bytes * kv_share
     layers = host.layers or host.expert_layers  # an expert offload: one expert pass per layer it holds
-    t, _ = _step_seconds(read, layers, bw, CPU_DECODE_FIT, 0.0)
+    fit = (MEASURED_CPU_EFFICIENCY, CPU_DECODE_FIT[1]) if machine.cpu_bandwidth_measured else CPU_DECODE_FIT
+    t, _ = _step_seconds(read, layers, bw, fit, 0.0)
     terms["host RAM"] = {"bytes_read": int(read), "layers": host.layers, "bandwidth_gb_s": bw, "seconds": t}
     if host.expert_layers:
         terms["host RAM"]["expert_layers"] = host.expert_layers

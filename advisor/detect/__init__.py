@@ -8,7 +8,8 @@ from pathlib import Path
 from advisor.core.hardware import Machine
 
 
-def detect_machine(nvml=None, cgroup_root: Path = Path("/sys/fs/cgroup"), sysctl=None, system=None, arch=None) -> Machine:
+def detect_machine(nvml=None, cgroup_root: Path = Path("/sys/fs/cgroup"), sysctl=None, system=None, arch=None,
+                   probe: bool = True) -> Machine:
     # imported here: a simulated machine (advisor.detect.simulated) needs none of them
     from advisor.detect.apple import _sysctl, detect_apple
     from advisor.detect.host import detect_ram
@@ -20,6 +21,7 @@ def detect_machine(nvml=None, cgroup_root: Path = Path("/sys/fs/cgroup"), sysctl
     notes += ram_notes
     source = "nvml" if gpus else "none"
     cpu_bandwidth = link = None
+    measured = False
     if len(gpus) > 1:
         from advisor.sources.links import link_for
 
@@ -34,5 +36,11 @@ def detect_machine(nvml=None, cgroup_root: Path = Path("/sys/fs/cgroup"), sysctl
             notes = [n for n in notes if not n.startswith(("no NVIDIA", "NVML"))]
         else:
             notes.append("no GPU found: evaluating CPU-only")
+    if cpu_bandwidth is None and probe:
+        from advisor.detect.membw import ram_bandwidth
+
+        cpu_bandwidth, where = ram_bandwidth(total)
+        measured = cpu_bandwidth is not None
+        notes.append(f"RAM bandwidth {cpu_bandwidth:.1f} GB/s, {where}" if cpu_bandwidth else f"RAM bandwidth {where}")
     return Machine(source=source, gpus=tuple(gpus), ram_total_bytes=total, ram_available_bytes=available,
-                   cpu_bandwidth_gb_s=cpu_bandwidth, notes=tuple(notes), link=link)
+                   cpu_bandwidth_gb_s=cpu_bandwidth, notes=tuple(notes), link=link, cpu_bandwidth_measured=measured)
