@@ -150,6 +150,21 @@ class WeightsLayout:
             out.append(acc)
         return tuple(out)
 
+    @cached_property
+    def _active_prefix(self) -> tuple[int, ...]:
+        out, acc = [0], 0
+        for n in self.layer_active_bytes:
+            acc += n
+            out.append(acc)
+        return tuple(out)
+
+    def active_span_bytes(self, start: int, stop: int) -> int:
+        """Bytes read per token of blocks start..stop-1."""
+        if stop <= start:
+            return 0
+        prefix = self._active_prefix
+        return prefix[stop] - prefix[start]
+
     def span_bytes(self, start: int, stop: int) -> int:
         """Weights of blocks start..stop-1."""
         if stop <= start:

@@ -256,9 +256,9 @@ class LlamaCpp(Engine):
                 continue
             start = sum(x.layers for x in uses[:u.device_index])  # the units of the GPUs before this one
             stop = min(start + u.layers, m.layers)
-            moved = sum(w.expert_layer_bytes[i] for i in range(start, stop) if i in cpu_experts)
-            read = sum(w.layer_active_bytes[i] - (w.expert_layer_active_bytes[i] if i in cpu_experts else 0)
-                       for i in range(start, stop))
+            mine = [i for i in cpu_experts if start <= i < stop]
+            moved = sum(w.expert_layer_bytes[i] for i in mine)
+            read = w.active_span_bytes(start, stop) - sum(w.expert_layer_active_bytes[i] for i in mine)
             if stop < start + u.layers:  # holds the output layer
                 read += w.output_active_bytes
             out.append(replace(u, weights_bytes=u.weights_bytes - moved, read_bytes=read))
