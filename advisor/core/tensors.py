@@ -100,13 +100,30 @@ class WeightsLayout:
         """Output projection + output norm: goes with the last offloaded layer."""
         return sum(g.nbytes for g in self.groups if g.kind == "output")
 
-    @cached_property
-    def layer_bytes(self) -> tuple[int, ...]:
+    def _per_layer(self, read: bool, kind: str | None = None) -> tuple[int, ...]:
+        """Per block: bytes held (or read per token, `read`), of one group kind or of all."""
         out = [0] * self.n_layers
         for g in self.groups:
-            if g.layer >= 0:
-                out[g.layer] += g.nbytes
+            if g.layer >= 0 and (kind is None or g.kind == kind):
+                out[g.layer] += g.active_bytes if read else g.nbytes
         return tuple(out)
+
+    @cached_property
+    def layer_bytes(self) -> tuple[int, ...]:
+        return self._per_layer(read=False)
+
+    @cached_property
+    def layer_active_bytes(self) -> tuple[int, ...]:
+        return self._per_layer(read=True)
+
+    @cached_property
+    def expert_layer_bytes(self) -> tuple[int, ...]:
+        """Routed-expert bytes per block (what an expert offload moves to RAM)."""
+        return self._per_layer(read=False, kind="routed_experts")
+
+    @cached_property
+    def expert_layer_active_bytes(self) -> tuple[int, ...]:
+        return self._per_layer(read=True, kind="routed_experts")
 
     @cached_property
     def active_bytes(self) -> int:
@@ -114,63 +131,27 @@ class WeightsLayout:
         return sum(g.active_bytes for g in self.groups if g.kind != "embeddings")
 
     @cached_property
-    def expert_layer_bytes(self) -> tuple[int, ...]:
-        """Routed-expert bytes per block (what an expert offload moves to RAM)."""
-        out = [0] * self.n_layers
-        for g in self.groups:
-            if g.layer >= 0 and g.kind == "routed_experts":
-                out[g.layer] += g.nbytes
-        return tuple(out)
-
-    @cached_property
-    def expert_layer_active_bytes(self) -> tuple[int, ...]:
-        out = [0] * self.n_layers
-        for g in self.groups:
-            if g.layer >= 0 and g.kind == "routed_experts":
-                out[g.layer] += g.active_bytes
-        return tuple(out)
-
-    @cached_property
-    def layer_active_bytes(self) -> tuple[int, ...]:
-        out = [0] * self.n_layers
-        for g in self.groups:
-            if g.layer >= 0:
-                out[g.layer] += g.active_bytes
-        return tuple(out)
-
-    @cached_property
     def output_active_bytes(self) -> int:
         return sum(g.active_bytes for g in self.groups if g.kind == "output")
 
     @cached_property
-    def _layer_prefix(self) -> tuple[int, ...]:
-        out, acc = [0], 0
-        for n in self.layer_bytes:
-            acc += n
-            out.append(acc)
-        return tuple(out)
-
-    @cached_property
-    def _active_prefix(self) -> tuple[int, ...]:
-        out, acc = [0], 0
-        for n in self.layer_active_bytes:
-            acc += n
-            out.append(acc)
-        return tuple(out)
-
-    def active_span_bytes(self, start: int, stop: int) -> int:
-        """Bytes read per token of blocks start..stop-1."""
-        if stop <= start:
-            return 0
-        prefix = self._active_prefix
-        return prefix[stop] - prefix[start]
+    def _prefixes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Prefix sums of held and read bytes per block: a span of blocks in O(1)."""
+        held, read = [0], [0]
+        for n, a in zip(self.layer_bytes, self.layer_active_bytes):
+            held.append(held[-1] + n)
+            read.append(read[-1] + a)
+        return tuple(held), tuple(read)
 
     def span_bytes(self, start: int, stop: int) -> int:
         """Weights of blocks start..stop-1."""
-        if stop <= start:
-            return 0
-        prefix = self._layer_prefix
-        return prefix[stop] - prefix[start]
+        held = self._prefixes[0]
+        return held[stop] - held[start] if stop > start else 0
+
+    def active_span_bytes(self, start: int, stop: int) -> int:
+        """Bytes read per token of blocks start..stop-1."""
+        read = self._prefixes[1]
+        return read[stop] - read[start] if stop > start else 0
 
     def kind_bytes(self, kind: str) -> int:
         return sum(g.nbytes for g in self.groups if g.kind == kind)
