@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from advisor.errors import AdvisorError, UsageError
 from advisor.sources.model_files import Imported
@@ -78,6 +79,33 @@ def _estimate(src: Imported, quant: str | None, default_quant: str, kv: KVChoice
     return estimate(src.profile, quant or default_quant, kv, engine, context, machine, quants)
 
 
+def _remember_default_layouts(profiles, default_quant: str, engine: str) -> None:
+    """The weights of a default check grid, from the parsed-data cache when the profiles, the recipes and the code
+    that sums them have not changed (one walk over every tensor of ~45 models is a third of `advisor check`)."""
+    import advisor.core.formats
+    import advisor.core.model
+    import advisor.core.tensors
+    from advisor.core.tensors import _computed_layout, remember_layouts
+    from advisor.sources.parsed_cache import cached
+    from advisor.sources.profiles import _profiles_root
+
+    registry = load_registry()
+    quants = registry.quants
+    wanted = [(m, native_quant_for(m, engine, quants) or default_quant) for m in profiles]
+    root = _profiles_root()
+    from advisor.sources.model_files import user_profile_files
+
+    files = [root / "quants.toml", *root.joinpath("models").glob("*.toml"), *user_profile_files(),
+             *(Path(mod.__file__) for mod in (advisor.core.tensors, advisor.core.formats, advisor.core.model))]
+    key = "layouts-" + "-".join(sorted({q for _, q in wanted})).lower()
+
+    def build():
+        return {(m.id, q): _computed_layout(m, quants.recipe(q), quants) for m, q in wanted}
+
+    stored = cached(key, files, build)
+    remember_layouts({(m, quants.recipe(q).name): stored[(m.id, q)] for m, q in wanted if (m.id, q) in stored})
+
+
 def fit_one(model_name: str, quant: str | None, kv: KVChoice, engine: EngineSettings, context: int | None,
             machine: Machine, default_quant: str = "Q4_K_M") -> Estimate:
     """One estimate. `model_name` is a profile id or a path to a config.json / GGUF file; `quant` None means the
@@ -102,6 +130,8 @@ def check_grid(machine: Machine, engine: EngineSettings, models=None, quants=("Q
         chosen = [Imported(m, ()) for m in pool]
     for q in quants:
         registry.quants.recipe(q)
+    if not quants_given:
+        _remember_default_layouts([src.profile for src in chosen if src.weights is None], quants[0], engine.name)
     out = []
     for src in chosen:
         for q in ((None,) if not quants_given else quants):

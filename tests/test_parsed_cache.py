@@ -52,3 +52,23 @@ def test_the_registry_from_the_cache_is_the_registry_from_the_files(monkeypatch)
     assert first is not second and list(first.models) == list(second.models)
     assert first.models["gpt-oss-120b"] == second.models["gpt-oss-120b"]
     assert set(first.quants.recipes) == set(second.quants.recipes)
+
+
+def test_a_check_grid_served_from_cached_layouts_gives_the_same_answers(tmp_path):
+    """The second `advisor check` reads the weights of its default grid from the cache; the answers are those of a
+    fresh computation (ADVISOR_NO_CACHE)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "HOME": str(tmp_path)}
+    env.pop("ADVISOR_NO_CACHE", None)
+    cmd = [sys.executable, "-m", "advisor", "check", "--gpu", "RTX 4090", "--ram", "64", "--kv-type", "q8_0",
+           "--json"]
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert list((tmp_path / "cache" / "advisor").glob("layouts-*.pickle"))
+    second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    fresh = subprocess.run(cmd, capture_output=True, text=True, env={**env, "ADVISOR_NO_CACHE": "1"}, timeout=120)
+    assert first.returncode == second.returncode == fresh.returncode == 0
+    assert json.loads(second.stdout) == json.loads(fresh.stdout) == json.loads(first.stdout)

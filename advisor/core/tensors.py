@@ -507,8 +507,24 @@ def tensor_list(model: ModelProfile, recipe: Recipe, quants: QuantTable) -> tupl
                  for where, name, layer, row, rows, t, n, share in _walk(model, recipe, quants))
 
 
-@lru_cache(maxsize=256)  # inputs are immutable; a check grid asks once per KV type
+# Layouts computed earlier (advisor/apps keeps them in the parsed-data cache between runs), by (model, recipe
+# name): consulted before computing. Pure data handed in; the core reads no file.
+_KNOWN: dict = {}
+
+
+def remember_layouts(layouts: dict) -> None:
+    """Hand in layouts computed before, keyed by (ModelProfile, recipe name)."""
+    _KNOWN.update(layouts)
+
+
 def weights_layout(model: ModelProfile, recipe: Recipe, quants: QuantTable) -> WeightsLayout:
+    """The weights as tensor groups (see _computed_layout); one handed in by remember_layouts when there is one."""
+    known = _KNOWN.get((model, recipe.name))
+    return known if known is not None else _computed_layout(model, recipe, quants)
+
+
+@lru_cache(maxsize=256)  # inputs are immutable; a check grid asks once per KV type
+def _computed_layout(model: ModelProfile, recipe: Recipe, quants: QuantTable) -> WeightsLayout:
     """The weights as tensor groups: _walk's sums, without visiting every tensor of every block (it is hot: one
     per model of a grid). Within a block only the counted classes (attn_v, ffn_down) change type from layer to
     layer; the rest of a block of a given shape is summed once and added per layer."""
