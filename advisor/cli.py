@@ -37,6 +37,76 @@ class EngineChoice(click.Choice):
     @choices.setter
     def choices(self, value):
         pass
+
+
+class Number(click.FloatRange):
+    """A float option that is finite and in range. click's FloatRange lets "nan" through every bound (each
+    comparison with NaN is false) and "inf" past a missing one; every float option, its ADVISOR_* variable and its
+    config.toml key go through this instead."""
+
+    name = "number"
+
+    def __init__(self, min=None, max=None, min_open=False, max_open=False, unit=""):
+        super().__init__(min=min, max=max, min_open=min_open, max_open=max_open)
+        self.unit = unit
+
+    def _describe(self) -> str:
+        def num(x):
+            return str(int(x)) if float(x).is_integer() and abs(x) < 1e7 else f"{x:g}"
+
+        unit = f" {self.unit}" if self.unit else ""
+        if self.min == 0 and self.min_open:
+            low = "a positive number"
+        elif self.min is not None:
+            low = f"a number {'>' if self.min_open else '>='} {num(self.min)}"
+        else:
+            low = "a number"
+        if self.max is None:
+            return low + unit
+        if self.min is not None and not self.min_open and not self.max_open:
+            return f"between {num(self.min)} and {num(self.max)}{unit}"
+        return f"{low} {'below' if self.max_open else 'at most'} {num(self.max)}{unit}"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            self.fail(f"must be {self._describe()}, got {value!r}", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"must be a finite number ({self._describe()}), got {value!r}", param, ctx)
+        low = self.min is not None and (number <= self.min if self.min_open else number < self.min)
+        high = self.max is not None and (number >= self.max if self.max_open else number > self.max)
+        if low or high:
+            self.fail(f"must be {self._describe()}, got {value!r}", param, ctx)
+        return number
+
+
+class Text(click.ParamType):
+    """A string option that cannot be empty: `--quant ""` is a mistake (an unset shell variable), not the default."""
+
+    name = "text"
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            self.fail("must not be empty", param, ctx)
+        return value
+
+
+TEXT = Text()
+MAX_GIB = float(1 << 20)  # GiB of memory (VRAM, RAM, headroom): 1 PiB, far above any machine
+MAX_GB_S = 1e6  # memory bandwidth, GB/s: 1 PB/s (an H200 has 4.8 TB/s)
+MAX_YEARS = 100.0
+MAX_MONEY = 1e15  # a price or budget in any currency
+MAX_FX = 1e9  # units of a currency per USD (the weakest currencies are near 1e5..1e6)
+MAX_KWH_PRICE = 1e9  # per kWh in --currency (MAX_FX x a few USD)
+MAX_TOKENS_PER_DAY = 1e15
+MAX_WATTS = 1e6  # a whole rack
+MAX_TOKENS_PER_S = 1e7
+MAX_PARALLEL = 4096  # slots / sequences, as --concurrency (a larger count made check spin for minutes)
 MAX_CONTEXT_TOKENS = 1 << 24  # 16M tokens: anything larger is a typo, not a context
 DEFAULT_TOKENS_PER_DAY = 1_000_000
 DEFAULT_INPUT_SHARE = 0.75  # 3 input tokens per output token: chat with history or retrieved context (an assumption)
@@ -52,17 +122,22 @@ def _positive_context(ctx, param, values):
 
 def machine_options(f):
     options = [
-        click.option("--gpu", "gpus", multiple=True, metavar="SPEC",
+        click.option("--gpu", "gpus", multiple=True, type=TEXT, metavar="SPEC",
                      help='Simulate a GPU from the catalog: "RTX 4090", "2x RTX 3090", "M2 Ultra". Repeatable.'),
-        click.option("--vram", type=float, metavar="GIB", help="Memory of each simulated GPU (a card not in the catalog)."),
-        click.option("--bandwidth", type=float, metavar="GB_S", help="Memory bandwidth of a simulated GPU."),
-        click.option("--ram", type=float, metavar="GIB", help="Simulated system RAM (unified memory on a Mac)."),
-        click.option("--ram-bandwidth", type=click.FloatRange(min=0, min_open=True), metavar="GB_S",
+        click.option("--vram", type=Number(0, MAX_GIB, min_open=True, unit="GiB"), metavar="GIB",
+                     help="Memory of each simulated GPU (a card not in the catalog)."),
+        click.option("--bandwidth", type=Number(0, MAX_GB_S, min_open=True, unit="GB/s"), metavar="GB_S",
+                     help="Memory bandwidth of a simulated GPU."),
+        click.option("--ram", type=Number(0, MAX_GIB, min_open=True, unit="GiB"), metavar="GIB",
+                     help="Simulated system RAM (unified memory on a Mac)."),
+        click.option("--ram-bandwidth", type=Number(0, MAX_GB_S, min_open=True, unit="GB/s"), metavar="GB_S",
                      expose_value=False, callback=_keep, help="RAM bandwidth (what layers or experts in RAM read at)."),
         click.option("--ram-type", metavar="DDR5-5600", expose_value=False, callback=_keep,
                      help="RAM type and speed: bandwidth = channels x MT/s x 8 bytes (with --ram-channels)."),
         click.option("--ram-channels", type=click.IntRange(min=1, max=MAX_RAM_CHANNELS), default=None,
                      expose_value=False, callback=_keep, help="Populated memory channels (default 2, a desktop)."),
+        click.option("--no-probe", is_flag=True, expose_value=False, callback=_keep,
+                     help="Do not measure this machine's RAM bandwidth (a 0.1 s copy, cached per machine)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -79,11 +154,11 @@ def engine_options(f):
     options = [
         click.option("--engine", type=EngineChoice(), default=DEFAULT_ENGINE,
                      show_default=True, help="Inference engine whose memory behaviour to model."),
-        click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True,
+        click.option("--parallel", type=click.IntRange(min=1, max=MAX_PARALLEL), default=1, show_default=True,
                      help="Slots (llama.cpp --parallel, OLLAMA_NUM_PARALLEL) or concurrent sequences (vLLM)."),
         click.option("--flash-attn/--no-flash-attn", default=None,
                      help="Flash attention (default: on for llama.cpp, off for Ollama unless the KV cache is quantized)."),
-        click.option("--headroom", type=click.FloatRange(min=0), default=1.0, show_default=True, metavar="GIB",
+        click.option("--headroom", type=Number(0, MAX_GIB, unit="GiB"), default=1.0, show_default=True, metavar="GIB",
                      envvar="ADVISOR_HEADROOM", show_envvar=True,
                      help="Memory kept free on each GPU (llama.cpp / Ollama)."),
         click.option("--swa-full", is_flag=True, help="Keep a full cache in sliding-window layers (llama.cpp --swa-full)."),
@@ -100,7 +175,7 @@ def engine_options(f):
         click.option("-ot", "--override-tensor", "override_tensor", multiple=True, metavar="PATTERN=CPU",
                      help=r"llama.cpp -ot: expert tensors matching PATTERN in RAM, e.g. 'exps=CPU' or "
                           r"'blk\.(1[0-9])\.ffn_.*_exps=CPU' (repeatable)."),
-        click.option("--gpu-util", type=click.FloatRange(min=0.05, max=1.0), default=0.9, show_default=True,
+        click.option("--gpu-util", type=Number(0.05, 1.0), default=0.9, show_default=True,
                      help="vLLM gpu_memory_utilization."),
     ]
     for option in reversed(options):
@@ -120,21 +195,35 @@ def output_options(f):
     return f
 
 
+def source_options(f):
+    """--offline on the commands that take a model: Hugging Face and Ollama names from the local caches only."""
+    return click.option("--offline", is_flag=True, expose_value=False, callback=_set_offline,
+                        help="Remote model names (ORG/NAME, ORG/REPO-GGUF:QUANT, NAME:TAG) from the cache only, "
+                             "no network (also HF_HUB_OFFLINE=1).")(f)
+
+
+def _set_offline(ctx, param, value):
+    from advisor.sources.model_files import set_offline
+
+    set_offline(value)
+    return value
+
+
 def money_options(f):
     """Electricity, currency and volume: the same options on breakeven and plan (and the same config keys)."""
     options = [
-        click.option("--kwh-price", type=click.FloatRange(min=0), metavar="PRICE", envvar="ADVISOR_KWH_PRICE",
+        click.option("--kwh-price", type=Number(0, MAX_KWH_PRICE), metavar="PRICE", envvar="ADVISOR_KWH_PRICE",
                      show_envvar=True, help="Electricity price per kWh, in --currency."),
         click.option("--region", metavar="CODE", envvar="ADVISOR_REGION", show_envvar=True,
                      help="Electricity price preset instead of --kwh-price: US, US-NY, DE, CN-BJ, ..."),
         click.option("--currency", default="USD", show_default=True, metavar="CODE", envvar="ADVISOR_CURRENCY",
                      show_envvar=True, help="Currency of every money field."),
-        click.option("--fx", type=click.FloatRange(min=0, min_open=True), metavar="RATE", envvar="ADVISOR_FX",
+        click.option("--fx", type=Number(0, MAX_FX, min_open=True), metavar="RATE", envvar="ADVISOR_FX",
                      show_envvar=True,
                      help="Units of --currency per USD (API, catalog and rental prices are in USD), e.g. 7.0 for CNY."),
-        click.option("--tokens-per-day", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TOKENS_PER_DAY,
-                     show_default=True, metavar="N", help="Tokens (input + output) you would send to an API per day."),
-        click.option("--input-share", type=click.FloatRange(min=0, max=1), default=DEFAULT_INPUT_SHARE,
+        click.option("--tokens-per-day", type=Number(0, MAX_TOKENS_PER_DAY, min_open=True),
+                     default=DEFAULT_TOKENS_PER_DAY, show_default=True, metavar="N", help="Tokens (input + output) you would send to an API per day."),
+        click.option("--input-share", type=Number(0, 1), default=DEFAULT_INPUT_SHARE,
                      show_default=True, metavar="SHARE", help="Share of those tokens that are input (prompt), 0..1."),
     ]
     for option in reversed(options):
@@ -157,11 +246,27 @@ def _emit(doc, fmt: str, quiet: bool, warnings=()):
         loaded = load_registry.cache_info().currsize
         for line in list(warnings) + list(load_registry().notices if loaded else ()):
             click.echo(f"advisor: warning: {line}", err=True)
+    text = render(doc, fmt, quiet, colour=fmt == "table" and colour_enabled())
     try:
-        click.echo(render(doc, fmt, quiet, colour=fmt == "table" and colour_enabled()))
+        click.echo(text)
         sys.stdout.flush()
     except BrokenPipeError:
         _reader_left()
+    except OSError as exc:  # ENOSPC (a full disk), EIO, EDQUOT: the output is incomplete, and says so on stderr
+        _output_lost(exc)
+
+
+def _output_lost(exc: OSError):
+    """Writing stdout failed (`advisor check --json > /mnt/full/out.json`): one line on stderr, exit 1. stdout goes to
+    /dev/null first so that the interpreter's final flush does not fail again with a second message."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    _fail_line(f"cannot write the output: {exc.strerror or exc}", 1)
 
 
 def _reader_left():
@@ -192,8 +297,8 @@ def _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util, kv_unifi
     patterns = tuple(parse_override(t) for t in override_tensor)
     explicit = cpu_moe or n_cpu_moe is not None or patterns
     if explicit and not engines.get(engine).loads_gguf:
-        raise AdvisorError(f"--cpu-moe / --n-cpu-moe / --override-tensor are llama.cpp options; {engine} does not "
-                           "offload experts")
+        raise _usage(f"--cpu-moe / --n-cpu-moe / --override-tensor are llama.cpp options; {engine} does not "
+                     "offload experts")
     first = CPU_MOE_ALL_LAYERS if cpu_moe else (n_cpu_moe or 0)
     return EngineSettings(name=engine, flash_attn=flash_attn, parallel=parallel, headroom_bytes=int(headroom * GIB),
                           swa_full=swa_full, gpu_memory_utilization=gpu_util, kv_unified=kv_unified,
@@ -208,16 +313,16 @@ def _ram_bandwidth() -> tuple[float | None, str]:
     meta = click.get_current_context().meta
     given, kind, channels = meta.get("ram_bandwidth"), meta.get("ram_type"), meta.get("ram_channels")
     if given is not None and (kind or channels):
-        raise AdvisorError("give --ram-bandwidth or --ram-type/--ram-channels, not both")
+        raise _usage("give --ram-bandwidth or --ram-type/--ram-channels, not both")
     if given is not None:
         return given, "given (--ram-bandwidth)"
     if kind is None:
         if channels:
-            raise AdvisorError("--ram-channels needs --ram-type (e.g. DDR5-5600)")
+            raise _usage("--ram-channels needs --ram-type (e.g. DDR5-5600)")
         return None, ""
     match = re.match(RAM_TYPE, kind.strip().upper())
     if not match:
-        raise AdvisorError(f"--ram-type must look like DDR5-5600 or LPDDR5X-8533, got '{kind}'")
+        raise _usage(f"--ram-type must look like DDR5-5600 or LPDDR5X-8533, got '{kind}'")
     channels = channels or DEFAULT_RAM_CHANNELS
     rate = int(match.group(2))
     gb_s = channels * rate * BYTES_PER_TRANSFER / 1000
@@ -235,14 +340,15 @@ def _machine(gpus, vram, bandwidth, ram, quiet: bool = False):
         machine = simulated_machine(tuple(gpus), vram, bandwidth, ram)
     else:
         if bandwidth is not None:
-            raise AdvisorError("--bandwidth needs --vram or --gpu")
+            raise _usage("--bandwidth needs --vram or --gpu")
         from advisor.present.progress import spinner
 
         with spinner("detecting GPUs and memory", enabled=not quiet):
-            machine = detect_machine()
+            meta = click.get_current_context().meta
+            machine = detect_machine(probe=not (meta.get("no_probe") or ram_bw is not None))
     if ram_bw is not None:
         notes = tuple(n for n in machine.notes if "read the same unified memory" not in n)
-        machine = replace(machine, cpu_bandwidth_gb_s=ram_bw,
+        machine = replace(machine, cpu_bandwidth_gb_s=ram_bw, cpu_bandwidth_measured=False,
                           notes=notes + (f"RAM bandwidth {ram_bw:g} GB/s: {ram_bw_source}",))
     return machine
 
@@ -255,20 +361,109 @@ def _today():
 
 
 def _fail(error: AdvisorError):
-    click.echo(f"advisor: error: {error}", err=True)
-    sys.exit(error.exit_code)
+    _fail_line(str(error), error.exit_code)
+
+
+def _fail_line(message: str, code: int):
+    """The one line every error is: `advisor: error: ...` on stderr, then the exit code."""
+    message = " ".join(message.split()) or "failed"
+    try:
+        click.echo(f"advisor: error: {message}", err=True)
+    except OSError:
+        pass  # stderr itself is gone: the exit code still says it
+    sys.exit(code)
+
+
+def _os_error(exc: OSError) -> str:
+    """An OSError as the words after `advisor: error:` (the file it names, then what went wrong)."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    return f"{exc.filename}: {what}" if exc.filename else what
+
+
+def _os_failure(exc: OSError):
+    """An OSError no code below handled, as one line and exit 1: a full disk under stdout (a --help written to it)
+    says so, anything else names its file and what went wrong."""
+    import errno
+
+    if exc.filename is None and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG):
+        _output_lost(exc)
+    _fail_line(_os_error(exc), 1)
+
+
+def _check_config(commands: dict, values: dict) -> None:
+    """Each config.toml value through the type of the option it feeds, so that a value out of range is blamed on the
+    file and its key (exit 1), never on the option click would name."""
+    from advisor.errors import ProfileError
+    from advisor.sources.config import config_path
+
+    for key, value in values.items():
+        param = next((p for c in commands.values() for p in c.params if p.name == key), None)
+        if param is None:
+            continue
+        try:
+            param.type.convert(value, param, None)
+        except click.BadParameter as exc:
+            raise ProfileError(f"{config_path()}: '{key}' {exc.message}") from None
+
+
+def _click_message(exc: click.ClickException) -> str:
+    """click's error as one line. A bad value names where it came from: the option, or its ADVISOR_* variable (click
+    names both whichever it was)."""
+    from click.core import ParameterSource
+
+    message = exc.format_message()
+    ctx = getattr(exc, "ctx", None)
+    param = getattr(exc, "param", None)
+    if (isinstance(exc, click.BadParameter) and not isinstance(exc, click.MissingParameter) and param is not None
+            and ctx is not None and exc.param_hint is None):
+        source = ctx.get_parameter_source(param.name)
+        envvar = getattr(param, "envvar", None)
+        if source == ParameterSource.ENVIRONMENT and isinstance(envvar, str):
+            where = envvar
+        elif isinstance(param, click.Argument):
+            where = param.human_readable_name
+        else:
+            where = "/".join(param.opts or (param.name,))
+        message = f"{where}: {exc.message}"
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        message += f" (see '{ctx.command_path} --help')"
+    return message
+
+
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 
 
 class _Group(click.Group):
-    """Turns AdvisorError into one line on stderr and its exit code, never a traceback; feeds the config file's
-    defaults to the subcommand (click then lets ADVISOR_* variables and options override them)."""
+    """Turns AdvisorError, click's usage errors and OS errors into one line on stderr and an exit code, never a
+    traceback; feeds the config file's defaults to the subcommand (click then lets ADVISOR_* variables and options
+    override them)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except _NO_ARGS_IS_HELP as exc:  # `advisor` alone: the help, as click shows it
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:  # click's usage errors (exit 2) and the rest of its own
+            _fail_line(_click_message(exc), exc.exit_code)
+        except click.exceptions.Abort:
+            _fail_line("aborted", 1)
+        except BrokenPipeError:
+            raise  # `run` exits quietly
+        except OSError as exc:  # the last guard: a name too long, a permission, --help on a full disk: one line
+            _os_failure(exc)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx):
         try:
             if not ctx.resilient_parsing:
                 from advisor.sources.config import default_map, load_config
 
-                ctx.default_map = default_map(self.commands, load_config())
+                values = load_config()
+                _check_config(self.commands, values)
+                ctx.default_map = default_map(self.commands, values)
             return super().invoke(ctx)
         except AdvisorError as error:
             _fail(error)
@@ -290,10 +485,10 @@ def main():
 
 @main.command()
 @machine_options
-@click.option("--model", "models", multiple=True, metavar="ID|FILE",
+@click.option("--model", "models", multiple=True, type=TEXT, metavar="ID|FILE",
               help="Model profile id, or a config.json / .gguf path (repeatable; default: all profiles).")
-@click.option("--quant", "quants", multiple=True, metavar="TYPE", help="Weight type, e.g. Q4_K_M, Q8_0, BF16 (repeatable).")
-@click.option("--kv-type", "kv_types", multiple=True, metavar="TYPE", help="KV cache type: f16, q8_0, q4_0, ... (repeatable).")
+@click.option("--quant", "quants", multiple=True, type=TEXT, metavar="TYPE", help="Weight type, e.g. Q4_K_M, Q8_0, BF16 (repeatable).")
+@click.option("--kv-type", "kv_types", multiple=True, type=TEXT, metavar="TYPE", help="KV cache type: f16, q8_0, q4_0, ... (repeatable).")
 @click.option("--context", "contexts", multiple=True, type=int, callback=_positive_context, metavar="TOKENS",
               help="Context to evaluate (repeatable; default: each model's maximum).")
 @click.option("--what-if/--no-what-if", default=True, show_default=True,
@@ -302,6 +497,7 @@ def main():
               help="Every shipped profile, 2023-2024 models and what-if variants too (default: models of 2025-2026).")
 @engine_options
 @output_options
+@source_options
 def check(gpus, vram, bandwidth, ram, models, quants, kv_types, contexts, what_if, all_models, engine, parallel,
           flash_attn,
           headroom, swa_full, kv_unified, mla_v_cache, offload, cpu_moe, n_cpu_moe, override_tensor, gpu_util, fmt,
@@ -337,18 +533,19 @@ def check(gpus, vram, bandwidth, ram, models, quants, kv_types, contexts, what_i
 
 
 @main.command()
-@click.argument("model", metavar="MODEL|FILE")
+@click.argument("model", type=TEXT, metavar="MODEL|FILE")
 @machine_options
-@click.option("--quant", metavar="TYPE", help="Weight type (default: Q4_K_M; BF16 for vLLM; a GGUF file's own).")
+@click.option("--quant", type=TEXT, metavar="TYPE", help="Weight type (default: Q4_K_M; BF16 for vLLM; a GGUF file's own).")
 @click.option("--context", type=int, callback=_positive_context, metavar="TOKENS",
               help="Context (llama.cpp -c: total over slots; default: the model's maximum).")
-@click.option("--kv-type", metavar="TYPE", default="f16", show_default=True, help="KV cache type for K and V.")
-@click.option("--kv-type-k", metavar="TYPE", help="K cache type (llama.cpp -ctk).")
-@click.option("--kv-type-v", metavar="TYPE", help="V cache type (llama.cpp -ctv; quantized V needs flash attention).")
+@click.option("--kv-type", type=TEXT, metavar="TYPE", default="f16", show_default=True, help="KV cache type for K and V.")
+@click.option("--kv-type-k", type=TEXT, metavar="TYPE", help="K cache type (llama.cpp -ctk).")
+@click.option("--kv-type-v", type=TEXT, metavar="TYPE", help="V cache type (llama.cpp -ctv; quantized V needs flash attention).")
 @click.option("--kv-bits", type=int, metavar="N", help="What-if: an N-bit KV cache (e.g. 6, as DeepSeek-V2 serves).")
 @click.option("--explain", is_flag=True, help="Show the formula and every term.")
 @engine_options
 @output_options
+@source_options
 def fit(model, gpus, vram, bandwidth, ram, quant, context, kv_type, kv_type_k, kv_type_v, kv_bits, explain, engine,
         parallel, flash_attn, headroom, swa_full, kv_unified, mla_v_cache, offload, cpu_moe, n_cpu_moe,
         override_tensor, gpu_util, fmt, as_json, quiet):
@@ -377,8 +574,9 @@ def fit(model, gpus, vram, bandwidth, ram, quant, context, kv_type, kv_type_k, k
 
 @main.command()
 @click.option("--user", "user_only", is_flag=True, help="Only your profiles (advisor import), and where they live.")
+@click.option("--remote", is_flag=True, help="The Hugging Face / Ollama models read so far (kept for --offline).")
 @output_options
-def models(user_only, fmt, as_json, quiet):
+def models(user_only, remote, fmt, as_json, quiet):
     """The model profiles: shipped ones, and yours from `advisor import` (what-if variants marked *).
 
     \b
@@ -392,6 +590,10 @@ def models(user_only, fmt, as_json, quiet):
     from advisor.present.report import models_document
 
     fmt = _format(fmt, as_json)
+    if remote:
+        from advisor.sources.hub import remote_document
+
+        return _emit(remote_document(), fmt, quiet)
     chosen = [m for m in load_registry().models.values() if not user_only or not m.origin.startswith("profiles/")]
     _emit(models_document(chosen, str(user_models_dir()), user_only), fmt, quiet)
 
@@ -401,6 +603,7 @@ def models(user_only, fmt, as_json, quiet):
 @click.option("--name", "model_id", metavar="ID", help="Profile id to save it under (default: from the file).")
 @click.option("--force", is_flag=True, help="Replace a user profile of the same id.")
 @output_options
+@source_options
 def import_command(path, model_id, force, fmt, as_json, quiet):
     """Save a config.json or GGUF header as your own profile, usable by id in every command.
 
@@ -413,16 +616,14 @@ def import_command(path, model_id, force, fmt, as_json, quiet):
       advisor import ~/models/model.Q4_K_M.gguf --name my-model
       advisor fit my-model --context 32768
     """
-    from pathlib import Path
-
-    from advisor.sources.model_files import import_file, save_user_profile
+    from advisor.sources.model_files import import_source, save_user_profile
     from advisor.present.output import Document, Table
     from advisor.sources.profiles import load_registry
 
     fmt = _format(fmt, as_json)
     if model_id is not None and not _valid_id(model_id):
         raise _usage(f"--name must be letters, digits, '-', '_' or '.', got '{model_id}'")
-    imported = import_file(Path(path).expanduser(), model_id.lower() if model_id else None)
+    imported = import_source(path, model_id.lower() if model_id else None)
     saved = save_user_profile(imported, str(path), force)
     load_registry.cache_clear()
     p = imported.profile
@@ -482,30 +683,60 @@ def _electricity_source(ctx, kwh_price, region):
     return kwh_price, region
 
 
+def _from_file(ctx, name: str) -> bool:
+    from click.core import ParameterSource
+
+    return ctx is not None and ctx.get_parameter_source(name) == ParameterSource.DEFAULT_MAP
+
+
+def _blame(ctx, name: str, text: str) -> AdvisorError:
+    """The error for a bad value of option `name`, naming where it came from: the config file and key (exit 1), the
+    ADVISOR_* variable or the option (exit 2). `text` follows the name: "is ...", "CNY needs ..."."""
+    from click.core import ParameterSource
+
+    if _from_file(ctx, name):
+        from advisor.errors import ProfileError
+        from advisor.sources.config import config_path
+
+        return ProfileError(f"{config_path()}: '{name}' {text}")
+    param = next((p for p in ctx.command.params if p.name == name), None) if ctx is not None else None
+    if param is not None and ctx.get_parameter_source(name) == ParameterSource.ENVIRONMENT and param.envvar:
+        return _usage(f"{param.envvar} {text}")
+    return _usage(f"--{name.replace('_', '-')} {text}")
+
+
 def _currency(currency: str, fx: float | None, ctx=None) -> tuple[str, float]:
     code = currency.strip().upper()
     if not (len(code) == 3 and code.isalpha()):
-        raise _usage(f"--currency must be a 3-letter code such as USD, EUR, CNY; got '{currency}'")
+        raise _blame(ctx, "currency", f"must be a 3-letter code such as USD, EUR, CNY; got '{currency}'")
     if code == "USD":
         if ctx is not None and _source_rank(ctx, "fx") < _source_rank(ctx, "currency"):
             fx = None  # an --fx from the config file or environment belongs to the currency set there
         if fx is not None and fx != 1:
-            raise _usage("--fx is how many units of --currency one USD buys; with USD leave it out")
+            raise _blame(ctx, "fx", "is how many units of the currency one USD buys; with USD leave it out")
         return code, 1.0
     if fx is None:
-        raise _usage(f"--currency {code} needs --fx: how many {code} one USD buys (e.g. --fx 7.0)")
+        raise _blame(ctx, "currency", f"{code} needs --fx: how many {code} one USD buys (e.g. --fx 7.0)")
     return code, fx
 
 
 def _kwh_price(kwh_price, region, tables, currency, fx) -> tuple[float, list[str]]:
+    ctx = click.get_current_context(silent=True)
     if kwh_price is not None and region:
+        if _from_file(ctx, "kwh_price") and _from_file(ctx, "region"):
+            raise _blame(ctx, "kwh_price", "and 'region' are both set; give one")
         raise _usage("give --kwh-price or --region, not both")
     if kwh_price is not None:
         return kwh_price, []
     if not region:
         raise _usage("give the electricity price: --kwh-price PRICE (in --currency per kWh) or --region CODE "
                      "(`advisor prices --electricity` lists them)")
-    r = tables.region(region)
+    try:
+        r = tables.region(region)
+    except AdvisorError as exc:
+        if _from_file(ctx, "region"):
+            raise _blame(ctx, "region", f"is not a known preset: {exc}") from None
+        raise
     where = f"{r.name}, {r.sector}, {r.period}"
     if r.currency == currency:
         return r.price_per_kwh, [f"electricity {r.price_per_kwh:g} {currency}/kWh: {where} ({r.source})"]
@@ -516,29 +747,32 @@ def _kwh_price(kwh_price, region, tables, currency, fx) -> tuple[float, list[str
 
 @main.command()
 @machine_options
-@click.option("--model", metavar="ID", help="Model profile (default: Llama-3-70B if it fits on the GPU, else 8B).")
-@click.option("--quant", metavar="TYPE", help="Weight type (default: Q4_K_M; BF16 for vLLM).")
-@click.option("--kv-type", metavar="TYPE", default="f16", show_default=True, help="KV cache type.")
+@click.option("--model", type=TEXT, metavar="ID|FILE",
+              help="Model profile id, or a config.json / GGUF file, as fit takes (default: Llama-3-70B if it fits on "
+                   "the GPU, else 8B).")
+@click.option("--quant", type=TEXT, metavar="TYPE", help="Weight type (default: Q4_K_M; BF16 for vLLM).")
+@click.option("--kv-type", type=TEXT, metavar="TYPE", default="f16", show_default=True, help="KV cache type.")
 @click.option("--context", type=int, callback=_positive_context, default=DEFAULT_BREAKEVEN_CONTEXT, show_default=True,
               metavar="TOKENS", help="Context per sequence; decode speed is taken with a full cache of this size.")
 @click.option("--engine", type=EngineChoice(), default=DEFAULT_ENGINE, show_default=True)
 @click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=1, show_default=True, metavar="N",
               help="Sequences decoded together (batched): more tokens/s for the same weights read.")
 @money_options
-@click.option("--watts", type=click.FloatRange(min=0, min_open=True), metavar="W",
+@click.option("--watts", type=Number(0, MAX_WATTS, min_open=True, unit="W"), metavar="W",
               help="Whole-system power while generating (decode and prefill), instead of the estimate.")
 @click.option("--always-on", is_flag=True, help="The machine stays on: count its idle power all month.")
-@click.option("--hardware-price", type=click.FloatRange(min=0), metavar="PRICE",
+@click.option("--hardware-price", type=Number(0, MAX_MONEY), metavar="PRICE",
               help="What the hardware cost, in --currency (default: catalog launch price of the GPUs).")
-@click.option("--years", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_YEARS, show_default=True,
+@click.option("--years", type=Number(0, MAX_YEARS, min_open=True, unit="years"), default=DEFAULT_YEARS, show_default=True,
               help="Years the hardware is used (its price is spread over them).")
-@click.option("--api", "api_names", multiple=True, metavar="NAME",
+@click.option("--api", "api_names", multiple=True, type=TEXT, metavar="NAME",
               help="API to compare against (repeatable; replaces the default: the model's tier).")
 @click.option("--prices", "prices_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Your price file (TOML, same tables as profiles/prices) overriding or adding entries.")
 @click.option("--plot", is_flag=True, help="Plot monthly cost against monthly tokens (text).")
 @click.option("--explain", is_flag=True, help="Show the formulas with this run's numbers.")
 @output_options
+@source_options
 def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine, concurrency, kwh_price, region,
               currency, fx, watts, always_on, tokens_per_day, input_share, hardware_price, years, api_names,
               prices_file, plot, explain, fmt, as_json, quiet):
@@ -548,8 +782,9 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
     Examples:
       advisor breakeven --kwh-price 0.30
       advisor breakeven --kwh-price 0.4883 --currency CNY --fx 7.0 --model llama-3-8b
-      advisor breakeven --kwh-price 0.17 --gpu "RTX 4090" --model llama-3-70b --tokens-per-day 2000000 \\
-                        --input-share 0.75 --hardware-price 1800 --years 3 --api gpt-4o --api deepseek-chat
+      advisor breakeven --kwh-price 0.17 --gpu "2x RTX 3090" --ram 64 --model llama-3-70b \\
+                        --tokens-per-day 2000000 --hardware-price 1800 --years 3 --api gpt-4o --api deepseek-chat
+      advisor breakeven --kwh-price 0.30 --gpu "RTX 4090" --model ./Qwen3-8B/config.json --api gpt-4o-mini
       advisor breakeven --region DE --currency EUR --fx 0.92 --gpu "M2 Ultra" --always-on --plot
     """
 
@@ -571,14 +806,21 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
     price, price_notes = _kwh_price(*_electricity_source(ctx, kwh_price, region), tables, code, rate)
     machine = _machine(gpus, vram, bandwidth, ram, quiet)
     registry = load_registry()
+    asked_quant = quant
     quant = quant or engines.get(engine).default_quant
     settings = EngineSettings(name=engine, parallel=concurrency)
     kv = KVChoice(kv_type, kv_type)
     registry.quants.recipe(quant)
 
     def run(model_id):
-        return estimate(registry.model(model_id), quant, kv, settings, engine_context(context, settings), machine,
-                        registry.quants)
+        from advisor.sources.model_files import load_model
+
+        src = load_model(model_id)  # a profile id, a file, a Hugging Face or Ollama name (a GGUF: its own weights)
+        if src.weights is not None and asked_quant and asked_quant.lower() != src.quant.lower():
+            raise _usage(f"{src.profile.origin or model_id} holds {src.quant} weights; --quant does not apply to a "
+                         "GGUF file")
+        return estimate(src.profile, src.quant if src.weights is not None else quant, kv, settings,
+                        engine_context(context, settings), machine, registry.quants, weights=src.weights)
 
     notes = list(price_notes)
     if model is None:
@@ -586,10 +828,10 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
         notes.insert(0, f"model {model}: {why}")
     est = run(model)
     if est.fits is None:
-        raise AdvisorError(f"whether {est.model} {quant} fits is unknown: " + "; ".join(
+        raise AdvisorError(f"whether {est.model} {est.quant} fits is unknown: " + "; ".join(
             n for n in est.notes if "unknown" in n) + " (give --ram)")
     if not est.fits:
-        raise AdvisorError(f"{est.model} {quant} does not fit on this machine at {context} tokens"
+        raise AdvisorError(f"{est.model} {est.quant} does not fit on this machine at {context} tokens"
                            + (f" x {concurrency} sequences" if concurrency > 1 else "")
                            + ": try a smaller --quant or --context (advisor check lists what fits)")
     speed = estimate_speed(est, machine, concurrency)
@@ -611,7 +853,9 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
     if api_names:
         apis = [tables.api(n) for n in api_names]
     else:
-        tier = registry.model(est.model).tier
+        from advisor.sources.model_files import load_model
+
+        tier = load_model(model).profile.tier
         if not tier:
             raise _usage(f"{est.model} has no quality tier to compare with; name APIs with --api "
                          "(`advisor prices` lists them)")
@@ -621,7 +865,7 @@ def breakeven(gpus, vram, bandwidth, ram, model, quant, kv_type, context, engine
     result = compute(est, speed, power, machine, apis, usage, price, code, rate, hardware, always_on, notes)
     from advisor.present.cost import breakeven_document
 
-    _emit(breakeven_document(result, today, plot=plot, explain=explain), fmt, quiet)
+    _emit(breakeven_document(result, today, plot=plot, explain=explain), fmt, quiet, _import_warnings([model]))
 
 
 DEFAULT_MIN_TOKENS_PER_S = 10.0  # an assumption: faster than most people read, so a reply streams without waiting
@@ -631,23 +875,26 @@ DEFAULT_PLAN_REGION = "US"  # electricity when none is given and the currency is
 
 
 @main.command()
-@click.option("--model", required=True, metavar="ID|FILE", help="Model profile id, or a config.json / GGUF file.")
+@click.option("--model", required=True, type=TEXT, metavar="ID|FILE", help="Model profile id, or a config.json / GGUF file.")
 @click.option("--context", type=int, callback=_positive_context, default=DEFAULT_BREAKEVEN_CONTEXT, show_default=True,
               metavar="TOKENS", help="Context each sequence must hold (entirely in GPU / unified memory).")
-@click.option("--min-tokens-per-s", type=click.FloatRange(min=0), default=DEFAULT_MIN_TOKENS_PER_S, show_default=True,
+@click.option("--min-tokens-per-s", type=Number(0, MAX_TOKENS_PER_S), default=DEFAULT_MIN_TOKENS_PER_S, show_default=True,
               metavar="N", help="Decode speed each sequence must reach with a full cache.")
 @click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=1, show_default=True, metavar="N",
               help="Sequences served at once (each with --context tokens).")
 @click.option("--engine", type=EngineChoice(), default=DEFAULT_ENGINE, show_default=True)
 @click.option("--max-gpus", type=click.IntRange(min=1, max=16), default=DEFAULT_MAX_GPUS, show_default=True,
               metavar="N", help="Most GPUs of one kind in a box (Apple and CPU-only: always one).")
-@click.option("--budget", type=click.FloatRange(min=0), metavar="PRICE",
+@click.option("--budget", type=Number(0, MAX_MONEY), metavar="PRICE",
               help="Most you would pay for the hardware, in --currency (renting: rent over --years).")
-@click.option("--ram", type=click.FloatRange(min=1), default=DEFAULT_PLAN_RAM_GIB, show_default=True, metavar="GIB",
+@click.option("--ram", type=Number(1, MAX_GIB, unit="GiB"), default=DEFAULT_PLAN_RAM_GIB, show_default=True, metavar="GIB",
               help="System RAM assumed beside the GPUs.")
 @money_options
-@click.option("--years", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_YEARS, show_default=True,
+@click.option("--years", type=Number(0, MAX_YEARS, min_open=True, unit="years"), default=DEFAULT_YEARS, show_default=True,
               help="Years the hardware is used: the span of the total cost of ownership.")
+@click.option("--min-quant", metavar="TYPE",
+              help="Lowest weight type acceptable, e.g. Q4_K_M (llama.cpp, Ollama) or FP8 (vLLM): nothing below it is "
+                   "tried.")
 @click.option("--sort", type=click.Choice(["tco", "price", "speed", "context", "watts"]), default="tco",
               show_default=True, help="Order of the table.")
 @click.option("--all", "show_all", is_flag=True, help="Every option evaluated, dominated and failing ones too.")
@@ -655,8 +902,9 @@ DEFAULT_PLAN_REGION = "US"  # electricity when none is given and the currency is
               help="Your price file (TOML): API and rental prices overriding or adding entries.")
 @click.option("--plot", is_flag=True, help="Plot price against decode tokens/s (text).")
 @output_options
+@source_options
 def plan(model, context, min_tokens_per_s, concurrency, engine, max_gpus, budget, ram, kwh_price, region, currency, fx,
-         tokens_per_day, input_share, years, sort, show_all, prices_file, plot, fmt, as_json, quiet):
+         tokens_per_day, input_share, years, min_quant, sort, show_all, prices_file, plot, fmt, as_json, quiet):
     """Before buying: which hardware runs a model at a context and speed, and what it costs to own.
 
     Searches the whole catalog (GPUs in counts 1..--max-gpus, Apple and unified-memory systems in each memory
@@ -667,6 +915,7 @@ def plan(model, context, min_tokens_per_s, concurrency, engine, max_gpus, budget
     \b
     Examples:
       advisor plan --model llama-3-70b --context 32768 --min-tokens-per-s 15
+      advisor plan --model llama-3-70b --context 32768 --min-tokens-per-s 15 --min-quant Q4_K_M
       advisor plan --model deepseek-v2-lite --context 65536 --budget 3000 --kwh-price 0.38 --tokens-per-day 1000000
       advisor plan --model llama-3-8b --concurrency 8 --engine vllm --max-gpus 2 --json
     """
@@ -696,7 +945,8 @@ def plan(model, context, min_tokens_per_s, concurrency, engine, max_gpus, budget
     started = time.perf_counter()
     src = load_model(model)
     registry = load_registry()
-    targets = planner.Targets(src.profile.id, context, min_tokens_per_s, concurrency, engine, max_gpus, ram, budget)
+    targets = planner.Targets(src.profile.id, context, min_tokens_per_s, concurrency, engine, max_gpus, ram, budget,
+                              min_quant)
     econ = planner.Economics(price, code, rate, tokens_per_day, input_share, years)
     if src.weights is not None and not engines.get(engine).loads_gguf:
         from advisor.engines.base import gguf_engines
@@ -709,8 +959,12 @@ def plan(model, context, min_tokens_per_s, concurrency, engine, max_gpus, budget
     apis = tables.tier_defaults(tier, _today()) if tier else []
     if not tier:
         notes.append(f"{src.profile.id} has no quality tier: no API break-even")
-    result = planner.search(buy + rent, subject, targets, econ, registry.quants, load_power_model(), apis,
-                            notes + buy_notes + rent_notes)
+    from advisor.present.plan import PROGRESS_AFTER_S
+    from advisor.present.progress import spinner
+
+    with spinner(f"searching {len(buy) + len(rent)} options", enabled=not quiet, show_after_s=PROGRESS_AFTER_S):
+        result = planner.search(buy + rent, subject, targets, econ, registry.quants, load_power_model(), apis,
+                                notes + buy_notes + rent_notes, prune=not show_all)
     seconds = time.perf_counter() - started
     _emit(plan_document(result, sort, show_all, seconds, plot=plot), fmt, quiet, _import_warnings([model]))
 

@@ -80,6 +80,10 @@ class FakeNVML:
     def nvmlDeviceGetMaxMigDeviceCount(self, h):
         return len(h.get("mig") or []) + 1  # one empty slot as on real cards
 
+    def nvmlDeviceGetUUID(self, h):
+        # a real driver always has one ("GPU-..." or "MIG-..."); a fake device without "uuid" answers NOT_SUPPORTED
+        return self._maybe_raise(h.get("uuid", NOT_SUPPORTED))
+
     def nvmlDeviceGetMigDeviceHandleByIndex(self, h, j):
         slices = h.get("mig") or []
         if j >= len(slices):

@@ -17,7 +17,8 @@ An option "meets the targets" only when it holds the context without spilling to
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from bisect import bisect_right
+from dataclasses import dataclass, field, replace
 
 from advisor.sources.catalog import HardwareSpec
 from advisor.core.deployment import Deployment
@@ -26,7 +27,7 @@ from advisor.errors import UsageError
 from advisor.detect.simulated import simulated_machine
 from advisor.core.hardware import Machine
 from advisor import engines
-from advisor.apps.estimate import engine_context, estimate, fits_on_gpus, per_sequence_context, weights_bytes
+from advisor.apps.estimate import engine_context, estimate, fits_on_gpus, per_sequence_context
 from advisor.core.memory import EngineSettings, Estimate, KVChoice
 from advisor.core.power import PowerModel, system_power
 from advisor.sources.prices import ApiPrice, Rental
@@ -34,7 +35,7 @@ from advisor.core.formats import QuantTable
 from advisor.core.model import ModelProfile
 from advisor.core.speed import estimate_speed
 from advisor.core.units import GIB
-from advisor.core.tensors import WeightsLayout
+from advisor.core.tensors import WeightsLayout, weights_layout
 
 # The precision ladders, best first, are each engine's (engine.weight_ladder / kv_ladder in advisor/engines): weight
 # precision is given up before cache precision (a q8_0 cache is close to lossless, a lower weight type is not).
@@ -42,6 +43,7 @@ SORTS = ("tco", "price", "speed", "context", "watts")
 # Speeds closer than this are a tie when one option hides another: the decode model's median error is 4.3%
 # (README, measured against throughput.csv), so a smaller difference says nothing.
 SPEED_TIE_FRACTION = 0.05
+CLOSEST_SHOWN = 8  # options listed when nothing meets the targets (`closest`)
 CONTEXT_SEARCH_FLOOR = 256  # CPU-only max context is bisected down to this many tokens
 
 
@@ -55,9 +57,13 @@ class Targets:
     max_gpus: int = 4
     ram_gib: float = 64.0  # system RAM assumed beside the GPUs
     budget: float | None = None  # purchase price (rent: total over the years), in the user's currency
+    min_quant: str | None = None  # the lowest weight type acceptable: the engine's ladder is cut below it
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        if self.min_quant is None:  # only when asked for (the files in tests/golden predate it)
+            del out["min_quant"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -132,9 +138,10 @@ class Candidate:
 
     @property
     def label(self) -> str:
-        """The option, with the engine's parallelism when it is not plain (vLLM on 3 GPUs: "... PP3")."""
+        """The option, with the engine's parallelism when it is not plain, that is when the engine says why it
+        chose it (vLLM on 3 GPUs: "... PP3"); a llama.cpp layer split over n GPUs is what "nx" already says."""
         d = self.deployment
-        return f"{self.option.label} {d.label}" if d is not None and d.pp > 1 else self.option.label
+        return f"{self.option.label} {d.label}" if d is not None and d.pp > 1 and d.why else self.option.label
 
     def as_dict(self) -> dict:
         o = self.option
@@ -199,8 +206,8 @@ def purchase_options(catalog: tuple[HardwareSpec, ...], targets: Targets, fx: fl
                 label = f"{short_name(spec)} {size:g} GB"
             price, basis = None, "no catalog price"
             if spec.launch_price_usd is not None:
-                if spec.price_memory_gib == size:
-                    price, basis = spec.launch_price_usd * fx, f"launch price of the {size:g} GB configuration"
+                if (usd := spec.price_for_memory(size)) is not None:
+                    price, basis = usd * fx, f"launch price of the {size:g} GB configuration"
                 else:
                     basis = "the catalog price is for another configuration"
             out.append(Option(label, spec, 1, machine, size, price, basis))
@@ -247,76 +254,222 @@ class Model:
     file_quant: str = ""
 
 
-def evaluate(option: Option, model: Model, targets: Targets, econ: Economics, quants: QuantTable,
-             power_model: PowerModel, apis: list[ApiPrice]) -> Candidate:
-    engine = EngineSettings(name=targets.engine, parallel=targets.concurrency)
-    context = engine_context(targets.context, engine)  # every one of `concurrency` sequences holds the target
-    machine = option.machine
-    ladder = (model.file_quant,) if model.weights is not None else engines.get(targets.engine).weight_ladder
-    kv_ladder = engines.get(targets.engine).kv_ladder
-    wanted = "cpu" if not machine.gpus else "gpu"
-    budget = option.memory_bytes
-    rejected: list[str] = []
-    fastest: tuple[Estimate, object] | None = None  # holds the context, too slow
-    smallest: tuple[str, str] | None = None  # the leanest combination whose weights fit: for "how close"
+def weight_ladder(model: Model, targets: Targets) -> tuple[str, ...]:
+    """The weight types to try, best first: the engine's ladder down to --min-quant (a GGUF file: its own)."""
+    if model.weights is not None:
+        if targets.min_quant is not None:
+            raise UsageError(f"--min-quant chooses among weight types; a GGUF file's weights are fixed "
+                             f"({model.file_quant}): leave it out, or plan the model by id or config.json")
+        return (model.file_quant,)
+    ladder = engines.get(targets.engine).weight_ladder
+    if targets.min_quant is None:
+        return ladder
+    names = [q.lower() for q in ladder]
+    if targets.min_quant.strip().lower() not in names:
+        raise UsageError(f"--min-quant for {targets.engine} is one of {', '.join(ladder)} (best first), "
+                         f"got '{targets.min_quant}'")
+    return ladder[:names.index(targets.min_quant.strip().lower()) + 1]
 
-    def run(q, kv, ctx, solve=False):
-        return estimate(model.profile, q, KVChoice(kv, kv), engine, ctx, machine, quants, weights=model.weights,
-                        solve_max_context=solve)
 
-    def most(est: Estimate) -> int | None:
+def below_default(quant: str | None, engine: str) -> bool:
+    """Whether a weight type is lower on the engine's ladder than its default (Q4_K_M; AWQ's 4 bits for vLLM: none)."""
+    eng = engines.get(engine)
+    ladder = eng.weight_ladder
+    return quant in ladder and eng.default_quant in ladder and ladder.index(quant) > ladder.index(eng.default_quant)
+
+
+@dataclass(frozen=True)
+class _Rung:
+    """One (weights, KV) combination tried on an option: "heavy" (the weights alone exceed the memory), "nofit"
+    (it does not hold the context where it must), "unknown" (no decode speed), "slow" or "fast"."""
+
+    status: str
+    est: Estimate | None = None
+    speed: object = None
+    decode: float | None = None  # per sequence
+
+
+class _Probe:
+    """The rungs of the precision ladders tried on one option, each estimated at most once."""
+
+    def __init__(self, option: Option, model: Model, targets: Targets, quants: QuantTable,
+                 weights_of: dict | None = None):
+        self.option, self.model, self.targets, self.quants = option, model, targets, quants
+        self.engine = EngineSettings(name=targets.engine, parallel=targets.concurrency)
+        self.context = engine_context(targets.context, self.engine)  # every one of `concurrency` sequences holds it
+        self.machine = option.machine
+        eng = engines.get(targets.engine)
+        self.ladder = weight_ladder(model, targets)
+        self.kv_ladder = eng.kv_ladder
+        self.wanted = "cpu" if not self.machine.gpus else "gpu"
+        self.budget = option.memory_bytes
+        self.weights_of = {} if weights_of is None else weights_of  # bytes per quant: the same for every option
+        self.rungs: dict[tuple[str, str], _Rung] = {}
+
+    def run(self, q: str, kv: str, ctx: int, solve: bool = False) -> Estimate:
+        return estimate(self.model.profile, q, KVChoice(kv, kv), self.engine, ctx, self.machine, self.quants,
+                        weights=self.model.weights, solve_max_context=solve)
+
+    def layout(self, q: str) -> WeightsLayout:
+        if self.model.weights is not None:
+            return self.model.weights
+        if q not in self.weights_of:
+            self.weights_of[q] = weights_layout(self.model.profile, self.quants.recipe(q), self.quants)
+        return self.weights_of[q]
+
+    def weights(self, q: str) -> int:
+        return self.layout(q).total_bytes
+
+    def cannot_fit(self, q: str) -> bool:
+        """The weights the GPUs must hold (all but the token embeddings, which llama.cpp keeps in RAM) exceed all
+        of their memory: no estimate needed."""
+        layout = self.layout(q)
+        held = sum(d.memory_total_bytes or 0 for d in self.machine.gpus)
+        return bool(self.machine.gpus) and all(d.memory_total_bytes for d in self.machine.gpus) and \
+            layout.total_bytes - layout.token_embd_bytes > held
+
+    def monotone(self) -> bool:
+        """The weights shrink down the ladder (what the shortcuts assume)."""
+        sizes = [self.weights(q) for q in self.ladder]
+        return bool(sizes) and bool(self.kv_ladder) and all(a >= b for a, b in zip(sizes, sizes[1:]))
+
+    def heavy(self, q: str) -> str:
+        return f"{q} weights {self.weights(q) / GIB:.1f} GiB > {self.budget / GIB:.1f} GiB"
+
+    def rung(self, q: str, kv: str) -> _Rung:
+        if (q, kv) not in self.rungs:
+            self.rungs[(q, kv)] = self._try(q, kv)
+        return self.rungs[(q, kv)]
+
+    def _try(self, q: str, kv: str) -> _Rung:
+        if self.weights(q) > self.budget:
+            return _Rung("heavy")
+        if self.wanted == "gpu" and not fits_on_gpus(self.model.profile, q, KVChoice(kv, kv), self.engine,
+                                                     self.context, self.machine, self.quants, self.model.weights):
+            return _Rung("nofit")
+        est = self.run(q, kv, self.context)
+        if est.placement != self.wanted:
+            return _Rung("nofit")
+        speed = estimate_speed(est, self.machine, self.targets.concurrency)
+        if speed.decode_tokens_per_s is None:
+            return _Rung("unknown", est, speed)
+        decode = speed.decode_tokens_per_s / self.targets.concurrency
+        return _Rung("fast" if decode >= self.targets.min_tokens_per_s else "slow", est, speed, decode)
+
+    def fastest_is_leanest(self) -> bool:
+        """Whether no rung is as fast as the leanest (a compute-bound batch decodes as fast at more bytes): the
+        rungs one step up from it hold more than all others below them, so they decide."""
+        last = self.rung(self.ladder[-1], self.kv_ladder[-1])
+        above = [(self.ladder[-2], self.kv_ladder[-1])] if len(self.ladder) > 1 else []
+        above += [(self.ladder[-1], self.kv_ladder[-2])] if len(self.kv_ladder) > 1 else []
+        return not any(r.status == "unknown" or r.status == "slow" and r.speed.decode_tokens_per_s
+                       >= last.speed.decode_tokens_per_s for r in (self.rung(*n) for n in above))
+
+    def most(self, est: Estimate) -> int | None:
         """Max context per sequence: the estimator's on-GPU solve, or a search in RAM for a CPU-only box."""
-        if wanted == "gpu":
-            total = run(est.quant, est.kv_type, context, solve=True).max_context
+        if self.wanted == "gpu":
+            total = self.run(est.quant, est.kv_type, self.context, solve=True).max_context
         else:
-            fits = lambda ctx: run(est.quant, est.kv_type, ctx).placement == "cpu"  # noqa: E731
-            start = context if est.placement == "cpu" else 0
-            total = _largest_fitting(fits, start, max(context, est.model_max_context))
-        return None if not total else per_sequence_context(total, engine)
+            fits = lambda ctx: self.run(est.quant, est.kv_type, ctx).placement == "cpu"  # noqa: E731
+            start = self.context if est.placement == "cpu" else 0
+            total = _largest_fitting(fits, start, max(self.context, est.model_max_context))
+        return None if not total else per_sequence_context(total, self.engine)
 
+
+def evaluate(option: Option, model: Model, targets: Targets, econ: Economics, quants: QuantTable,
+             power_model: PowerModel, apis: list[ApiPrice], exhaustive: bool = False,
+             probe: _Probe | None = None) -> Candidate:
+    """The option's candidate: the first rung of the ladder (weights high to low, within each the KV cache high to
+    low) that holds the context and reaches the speed, priced; else the fastest rung that holds the context; else
+    how close the leanest one comes.
+
+    Memory only shrinks and speed only grows down each ladder, so the rungs that meet the targets are a tail of each:
+    a bisection over the weights finds the first in a few estimates (`exhaustive` walks every rung from the top, the
+    reference the tests hold it to)."""
+    p = probe if probe is not None else _Probe(option, model, targets, quants)
+    ladder, kv_ladder = p.ladder, p.kv_ladder
+
+    def slow(q, kv, r: _Rung) -> str:
+        return f"{q} + {kv} KV decodes {r.decode:.1f} tok/s"
+
+    def met(r: _Rung, rejected: str | None) -> Candidate:
+        why = ("the highest precision that holds the context and reaches the speed"
+               + (f"; one step up, {rejected}" if rejected else ""))
+        return _priced(option, True, why, r.est, p.most(r.est), r.speed, econ, power_model, apis)
+
+    def too_slow(r: _Rung) -> Candidate:
+        why = f"too slow (needs {targets.min_tokens_per_s:g} tok/s)"
+        return _priced(option, False, why, r.est, p.most(r.est), r.speed, econ, power_model, apis)
+
+    def short(q: str | None, kv: str | None, rejected: str | None) -> Candidate:
+        if q is None:
+            return Candidate(option, False, f"even the smallest weights do not fit ({rejected})" if rejected
+                             else "no memory")
+        est = p.run(q, kv, p.context)
+        reach = p.most(est)
+        why = (f"holds at most {reach:,} tokens at {q} + {kv} KV" if reach else f"{q} + {kv} KV does not fit")
+        if p.wanted == "gpu" and est.placement == "gpu+cpu":
+            why += " on the GPU (the rest would spill to RAM)"
+        return Candidate(option, False, why, q, kv, est.placement, False, reach, weights_bytes=est.weights_bytes,
+                         kv_bytes=est.kv_bytes, deployment=est.deployment)
+
+    if not exhaustive and p.monotone():
+        last = p.rung(ladder[-1], kv_ladder[-1])  # the leanest rung: the least memory, the most speed
+        if last.status == "heavy":  # every weight type is heavier still
+            return short(None, None, p.heavy(ladder[-1]))
+        if last.status == "nofit":  # nothing holds the context
+            return short(ladder[-1], kv_ladder[-1], None)
+        if last.status == "slow" and p.fastest_is_leanest():  # nothing is faster
+            return too_slow(last)
+        if last.status == "fast":
+            lo, hi = 0, len(ladder) - 1  # the first weight type whose leanest cache meets: ladder[hi] does
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if p.rung(ladder[mid], kv_ladder[-1]).status == "fast":
+                    hi = mid
+                else:
+                    lo = mid + 1
+            q = ladder[hi]
+            j = next(j for j, kv in enumerate(kv_ladder) if p.rung(q, kv).status == "fast")
+            if not any(r.status == "unknown" for r in p.rungs.values()):
+                # what the walk from the top rejected last: a slower cache of this weight type, else the type above
+                rejected = next((slow(q, kv, p.rung(q, kv)) for kv in reversed(kv_ladder[:j])
+                                 if p.rung(q, kv).status == "slow"), None)
+                if rejected is None and hi > 0:
+                    up = ladder[hi - 1]
+                    r = p.rung(up, kv_ladder[-1])
+                    rejected = (p.heavy(up) if r.status == "heavy" else slow(up, kv_ladder[-1], r)
+                                if r.status == "slow" else f"{up} does not hold {targets.context:,} tokens")
+                return met(p.rung(q, kv_ladder[j]), rejected)
+    # every rung from the top, in order
+    rejected: list[str] = []
+    fastest: _Rung | None = None  # holds the context, too slow
+    smallest: tuple[str, str] | None = None  # the leanest combination whose weights fit: for "how close"
     for q in ladder:
-        w = model.weights.total_bytes if model.weights is not None else weights_bytes(model.profile, q, quants)
-        if w > budget:
-            rejected.append(f"{q} weights {w / GIB:.1f} GiB > {budget / GIB:.1f} GiB")
+        if p.weights(q) > p.budget:
+            rejected.append(p.heavy(q))
             continue
         smallest = (q, kv_ladder[-1])
         for kv in kv_ladder:
-            if wanted == "gpu" and not fits_on_gpus(model.profile, q, KVChoice(kv, kv), engine, context, machine,
-                                                    quants, model.weights):
+            r = p.rung(q, kv)
+            if r.status == "nofit":
                 continue
-            est = run(q, kv, context)
-            if est.placement != wanted:
-                continue
-            speed = estimate_speed(est, machine, targets.concurrency)
-            decode = speed.decode_tokens_per_s
-            if decode is None:
+            if r.status == "unknown":
                 rejected.append(f"{q}: decode speed unknown")
                 break
-            if decode / targets.concurrency >= targets.min_tokens_per_s:
-                why = ("the highest precision that holds the context and reaches the speed"
-                       + (f"; one step up, {rejected[-1]}" if rejected else ""))
-                return _priced(option, True, why, est, most(est), speed, econ, power_model, apis)
-            rejected.append(f"{q} + {kv} KV decodes {decode / targets.concurrency:.1f} tok/s")
-            if fastest is None or decode > fastest[1].decode_tokens_per_s:
-                fastest = (est, speed)
+            if r.status == "fast":
+                return met(r, rejected[-1] if rejected else None)
+            rejected.append(slow(q, kv, r))
+            if fastest is None or r.speed.decode_tokens_per_s > fastest.speed.decode_tokens_per_s:
+                fastest = r
         else:
-            if not any(r.startswith(q) for r in rejected):
+            if not any(x.startswith(q) for x in rejected):
                 rejected.append(f"{q} does not hold {targets.context:,} tokens")
     if fastest is not None:
-        est, speed = fastest
-        why = f"too slow (needs {targets.min_tokens_per_s:g} tok/s)"
-        return _priced(option, False, why, est, most(est), speed, econ, power_model, apis)
+        return too_slow(fastest)
     if smallest is None:
-        return Candidate(option, False, f"even the smallest weights do not fit ({rejected[-1]})" if rejected
-                         else "no memory")
-    q, kv = smallest
-    est = run(q, kv, context)
-    reach = most(est)
-    why = (f"holds at most {reach:,} tokens at {q} + {kv} KV" if reach else f"{q} + {kv} KV does not fit")
-    if wanted == "gpu" and est.placement == "gpu+cpu":
-        why += " on the GPU (the rest would spill to RAM)"
-    return Candidate(option, False, why, q, kv, est.placement, False, reach, weights_bytes=est.weights_bytes,
-                     kv_bytes=est.kv_bytes, deployment=est.deployment)
+        return short(None, None, rejected[-1] if rejected else None)
+    return short(*smallest, None)
 
 
 def _largest_fitting(fits, lo: int, hi: int) -> int:
@@ -386,25 +539,217 @@ class Plan:
     economics: Economics
     candidates: tuple[Candidate, ...]  # every option evaluated, in option order
     notes: tuple[str, ...] = ()
+    # options not evaluated because a smaller count of the same card, evaluated, is cheaper and at least as good on
+    # everything (search(prune=True)): each with whether it meets the targets
+    skipped: tuple[tuple[Option, bool], ...] = ()
 
     def meeting(self) -> list[Candidate]:
         return [c for c in self.candidates if c.meets_targets and within_budget(c, self.targets.budget)]
 
+    def options_searched(self) -> tuple[int, int]:
+        """(to buy, to rent): every option, evaluated or skipped."""
+        options = [c.option for c in self.candidates] + [o for o, _ in self.skipped]
+        buy = sum(1 for o in options if o.kind == "buy")
+        return buy, len(options) - buy
+
+    def skipped_meeting(self) -> int:
+        """Skipped options that meet the targets within the budget (all bought: only bought counts are skipped)."""
+        b = self.targets.budget
+        return sum(1 for o, meets in self.skipped
+                   if meets and (b is None or o.price is not None and o.price <= b))
+
+
+# A sum of the same terms in another order differs in its last bits: speeds this close are the same speed.
+RELATIVE_NOISE = 1e-9
+
+
+@dataclass(eq=False)
+class _Skip:
+    index: int
+    option: Option
+    probe: _Probe
+    by: Candidate | None  # the evaluated smaller count that is cheaper and no worse; None: it does not meet
+    meets: bool
+    decode_bound: float  # the fastest the option could decode (all sequences)
+    tp: int = 1  # the tensor-parallel degree it would run at
+    leanest: str = ""  # put off: the status of its leanest rung ("slow": it holds the context, too slowly)
+
+
+@dataclass
+class _Card:
+    """What the search has learnt of one bought GPU over its counts so far, per tensor-parallel degree (the speed of a
+    rung on a pipeline of more of the same GPU, at the same tensor-parallel degree, is the same: its stages take
+    turns over the same bytes and layers)."""
+
+    holders: list = field(default_factory=list)  # (tp, Candidate): evaluated counts that hold the context
+    speeds: dict = field(default_factory=dict)  # (tp, quant, kv) -> decode tokens/s, all sequences
+    fits_from: dict = field(default_factory=dict)  # (tp, quant, kv) -> the fewest GPUs seen to hold it
+    varies: set = field(default_factory=set)  # tp degrees where a larger count decoded faster: learn nothing
+
+    def learn(self, tp: int, count: int, probe: _Probe) -> None:
+        for (q, kv), r in probe.rungs.items():
+            if r.status not in ("fast", "slow"):
+                continue
+            key, decode = (tp, q, kv), r.speed.decode_tokens_per_s
+            if key in self.speeds and decode > self.speeds[key] * (1 + RELATIVE_NOISE):
+                self.varies.add(tp)
+            self.speeds[key] = max(decode, self.speeds.get(key, decode))
+            self.fits_from[key] = min(count, self.fits_from.get(key, count))
+
+    def status(self, tp: int, probe: _Probe, q: str, kv: str) -> tuple[str, float | None]:
+        """A rung's status on the option `probe` is for, and its decode tokens/s (all sequences), from what is known
+        (it fits at fewer GPUs: it fits here, at the same speed), else estimated."""
+        if probe.weights(q) > probe.budget or probe.cannot_fit(q):
+            return "nofit", None
+        key = (tp, q, kv)
+        if self.fits_from.get(key, probe.option.count + 1) <= probe.option.count:
+            decode = self.speeds[key]
+            meets = decode / probe.targets.concurrency >= probe.targets.min_tokens_per_s
+            return ("fast" if meets else "slow"), decode
+        r = probe.rung(q, kv)
+        return ("nofit" if r.status == "heavy" else r.status), (r.speed.decode_tokens_per_s if r.speed else None)
+
 
 def search(options: list[Option], model: Model, targets: Targets, econ: Economics, quants: QuantTable,
-           power_model: PowerModel, apis: list[ApiPrice], notes: list[str] = ()) -> Plan:
+           power_model: PowerModel, apis: list[ApiPrice], notes: list[str] = (), prune: bool = False,
+           closest_n: int = CLOSEST_SHOWN) -> Plan:
+    """Every option evaluated (`Plan.candidates`, in option order). With `prune`, counts of a bought GPU that a
+    smaller count of it dominates whatever they would be are left out unevaluated (`Plan.skipped`): what `ranked`
+    and `closest` show is the same as without (tests hold it), only `ranked(show_all=True)` would differ."""
     if targets.context < 1 or targets.concurrency < 1 or targets.max_gpus < 1:
         raise UsageError("context, concurrency and max GPUs must be at least 1")
     if targets.min_tokens_per_s < 0:
         raise UsageError("the speed target must not be negative")
+    if targets.min_quant is not None:  # checked once, and named as the engine spells it
+        targets = replace(targets, min_quant=weight_ladder(model, targets)[-1])
     notes = list(notes)
     limit = model.profile.max_context
     if targets.context > limit:
         notes.append(f"{model.profile.id} is trained for {limit:,} tokens; planned at {targets.context:,} as asked "
                      f"(quality beyond the trained length is not assured: a long-context release is the safer pick)")
         model = replace(model, profile=replace(model.profile, max_context=targets.context))
-    cands = tuple(evaluate(o, model, targets, econ, quants, power_model, apis) for o in options)
-    return Plan(targets, econ, cands, tuple(notes))
+    settings = EngineSettings(name=targets.engine, parallel=targets.concurrency)
+    cap = per_sequence_context(engine_context(model.profile.max_context, settings), settings)  # the model's own
+    weights_of: dict[str, WeightsLayout] = {}
+    done: list[tuple[int, Candidate]] = []
+    cards: dict[str, _Card] = {}
+    skipped: list[_Skip] = []
+    tp_of = _tensor_parallel(model, targets, quants) if prune else None
+
+    def visit(i: int, o: Option, probe: _Probe, defer: bool) -> None:
+        card = cards.setdefault(o.spec.id, _Card()) if prune and o.kind == "buy" and o.spec.kind == "gpu" else None
+        tp = tp_of(o.machine) if card is not None else 1
+        if card is not None and tp not in card.varies and (skip := next(
+                (s for t, k in card.holders if t == tp and (s := _dominated(i, o, k, probe, card, tp, cap)) is not None),
+                None)) is not None:
+            skipped.append(skip)
+        elif defer and probe.monotone() and (lean := _leanest(probe, card, tp)) in ("heavy", "nofit", "slow"):
+            # its leanest rung, its fastest and smallest, does not meet: it matters only if nothing does
+            skipped.append(_Skip(i, o, probe, None, False, 0.0, tp, lean))
+        else:
+            c = evaluate(o, model, targets, econ, quants, power_model, apis, probe=probe)
+            done.append((i, c))
+            if card is not None and c.decode_tokens_per_s is not None:
+                card.holders.append((tp, c))
+        if card is not None:
+            card.learn(tp, o.count, probe)
+
+    for i, o in enumerate(options):
+        visit(i, o, _Probe(o, model, targets, quants, weights_of), defer=prune)
+    if not any(c.meets_targets and within_budget(c, targets.budget) for _, c in done):
+        # nothing meets: what comes closest is shown (`closest`), so the options put off are evaluated, skipped
+        # where dominated: those that hold the context first, then, unless they fill the list, those that do not
+        for held in (True, False):
+            later = [s for s in skipped if s.by is None and (s.leanest == "slow") == held]
+            if not held and all(len([c for c in undominated([c for _, c in done if within_budget(c, b)])
+                                     if c.holds_context]) >= closest_n for b in (targets.budget, None)):
+                break
+            skipped[:] = [s for s in skipped if s not in later]
+            for s in later:
+                visit(s.index, s.option, s.probe, defer=False)
+    # Evaluated after all: the skips of a card where a larger count turned out faster at the same rung (what the
+    # skips assumed it never is), and, as b dominating a and a dominating c imply b dominates c but for the speed
+    # tie, a skipped option that could be faster than the one that hides it by a share that matters for another
+    late = [s for s in skipped if s.option.spec.id in cards and s.tp in cards[s.option.spec.id].varies]
+    while True:
+        if not late:
+            ties = sorted(c.decode_tokens_per_s * (1 - SPEED_TIE_FRACTION) for _, c in done
+                          if c.option.kind == "buy" and c.decode_tokens_per_s is not None)
+            late = [s for s in skipped if _might_hide_more(s, ties)]
+            if not late:
+                break
+        for s in late:
+            skipped.remove(s)
+            done.append((s.index, evaluate(s.option, model, targets, econ, quants, power_model, apis, probe=s.probe)))
+        late = []
+    cands = tuple(c for _, c in sorted(done, key=lambda ic: ic[0]))
+    return Plan(targets, econ, cands, tuple(notes), tuple((s.option, s.meets) for s in skipped))
+
+
+def _leanest(probe: _Probe, card: _Card | None, tp: int) -> str:
+    """The status of the option's leanest rung: from a smaller count of the card when one held it, else estimated."""
+    q, kv = probe.ladder[-1], probe.kv_ladder[-1]
+    return card.status(tp, probe, q, kv)[0] if card is not None else probe.rung(q, kv).status
+
+
+def _tensor_parallel(model: Model, targets: Targets, quants: QuantTable):
+    """machine -> the tensor-parallel degree the engine deploys the model with there (it depends on the GPUs, not on
+    the weight or cache types)."""
+    eng = engines.get(targets.engine)
+    settings = EngineSettings(name=targets.engine, parallel=targets.concurrency)
+    ladder = weight_ladder(model, targets)
+    kv = KVChoice(eng.kv_ladder[0], eng.kv_ladder[0])
+    job = eng.prepare(model.profile, ladder[0], kv, settings, quants, model.weights)
+    context = engine_context(targets.context, settings)
+    return lambda machine: eng.deployment(job, machine, context).tp
+
+
+def _dominated(index: int, o: Option, k: Candidate, probe: _Probe, card: _Card, tp: int, cap: int) -> _Skip | None:
+    """A skip when `k` (fewer of the same card, evaluated, at the same tensor-parallel degree) dominates option `o`
+    whatever `o` would be: `o` costs more than all of `k`'s cost of ownership; `k` already holds the model's whole
+    context; `o` cannot hold better weights (the rung one step above `k`'s does not fit on `o` or is too slow) and
+    decodes no faster (at `k`'s rung, or at its leanest, its fastest, when `k` is too slow). None: evaluate it."""
+    if k.option.count >= o.count or k.max_context is None or k.max_context < cap or not probe.monotone():
+        return None
+    if k.tco is not None:  # then o's cost of ownership is at least its price: more than k's
+        if o.price is None or not o.price > k.tco:
+            return None
+    elif o.price is not None:  # k's tco is unknown for another reason than its price: o's might be known
+        return None
+    ladder, kv_ladder = probe.ladder, probe.kv_ladder
+    if k.quant not in ladder or k.kv_type not in kv_ladder:
+        return None
+    if k.meets_targets:
+        i = ladder.index(k.quant)
+        if i > 0 and card.status(tp, probe, ladder[i - 1], kv_ladder[-1])[0] not in ("nofit", "slow"):
+            return None  # o may hold better weights
+        bound = card.speeds.get((tp, k.quant, k.kv_type))  # o meets at k's rung, at k's speed
+    else:  # k holds the context, too slow: o's leanest rung is its fastest, unless one as fast holds more
+        lean = (tp, ladder[-1], kv_ladder[-1])
+        if card.fits_from.get(lean, o.count + 1) > k.option.count:
+            return None
+        bound = card.speeds[lean]
+        above = [(ladder[-2], kv_ladder[-1])] if len(ladder) > 1 else []
+        above += [(ladder[-1], kv_ladder[-2])] if len(kv_ladder) > 1 else []
+        for q, kv in above:
+            status, decode = card.status(tp, probe, q, kv)
+            if status != "nofit" and not (status == "slow" and decode < bound):
+                return None
+    if bound is None:
+        return None
+    bound *= 1 + RELATIVE_NOISE
+    if not k.decode_tokens_per_s >= bound * (1 - SPEED_TIE_FRACTION):
+        return None
+    return _Skip(index, o, probe, k, k.meets_targets, bound, tp)
+
+
+def _might_hide_more(s: _Skip, ties: list[float]) -> bool:
+    """Whether the skipped option could dominate an evaluated one that the option hiding it does not: one whose
+    speed tie (decode x (1 - SPEED_TIE_FRACTION), `ties` sorted) the option's bound reaches and the hider's not."""
+    if s.by is None:
+        return False
+    k = s.by.decode_tokens_per_s
+    return s.decode_bound > k and bisect_right(ties, s.decode_bound) > bisect_right(ties, k)
 
 
 def within_budget(c: Candidate, budget: float | None) -> bool:

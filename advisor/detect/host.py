@@ -31,11 +31,13 @@ def read_cgroup_limit(root: Path = Path("/sys/fs/cgroup")) -> tuple[int | None, 
             limit = int(raw)
         except ValueError:
             continue
-        if limit >= CGROUP_NO_LIMIT_BYTES:
+        if limit >= CGROUP_NO_LIMIT_BYTES or limit <= 0:  # 0 or negative cannot be a limit a process runs under
             return None, None
         try:
             usage = int(usage_path.read_text().strip())
         except (OSError, ValueError):
+            usage = None
+        if usage is not None and usage < 0:
             usage = None
         return limit, usage
     return None, None
@@ -51,10 +53,16 @@ def detect_ram(cgroup_root: Path = Path("/sys/fs/cgroup")) -> tuple[int | None, 
         total, available = int(vm.total), int(vm.available)
     except Exception as exc:
         return None, None, [f"RAM unknown ({_err(exc)})"]
+    if total <= 0:
+        return None, None, [f"RAM unknown (the system reported {total} bytes)"]
+    if not 0 <= available <= total:
+        notes.append(f"available RAM unknown (the system reported {available} of {total} bytes); verdicts use the "
+                     "total")
+        available = None
     limit, usage = read_cgroup_limit(cgroup_root)
     if limit is not None and limit < total:
         notes.append(f"container memory limit {limit / GIB:.1f} GiB (host has {total / GIB:.1f} GiB)")
         total = limit
         room = limit - usage if usage is not None else limit
-        available = max(0, min(available, room))
+        available = max(0, min(available if available is not None else room, room))
     return total, available, notes

@@ -25,7 +25,7 @@ def parse_gpu_spec(text: str) -> tuple[int, HardwareSpec]:
         raise UsageError(f"GPU count must be between 1 and {MAX_SIMULATED_GPUS}, got {count} in '{text}'")
     spec = find_hardware(name)
     if spec.kind == "cpu":
-        raise UsageError(f"'{spec.name}' is a CPU memory configuration, not a GPU; give --ram and --cpu-bandwidth")
+        raise UsageError(f"'{spec.name}' is a CPU memory configuration, not a GPU; give --ram and --ram-bandwidth")
     return count, spec
 
 

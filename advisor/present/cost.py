@@ -61,12 +61,19 @@ def breakeven_document(b: Breakeven, today: dt.date, plot: bool = False, explain
     on = "always on (idle power counted)" if loc.always_on else "counted only while generating"
     out.append(f"Usage    {count(use.tokens_per_day)} tokens/day = {count(use.tokens_per_month)}/month, "
                f"{use.input_share:.0%} input; machine {on}")
+    if b.over_capacity:
+        got = b.priced
+        out.append(f"Capacity {count(got.tokens_per_day)} tokens/day = {count(got.tokens_per_month)}/month at most "
+                   f"(24 h of generating{f' at concurrency {s.concurrency}' if s.concurrency > 1 else ''}): "
+                   f"{count(use.tokens_per_day)}/day needs "
+                   f"{loc.busy_hours(use.tokens_per_day, use.input_share):,.0f} h a day; the money below is for what "
+                   "it delivers")
     hw = money(b.hardware.amount, cur) if b.hardware.amount is not None else "unknown"
     per_month = f" over {use.years:g} years = {money(use.hardware_per_month, cur)}/month" \
         if use.hardware_per_month is not None else ""
     out.append(f"Hardware {hw}{per_month} ({b.hardware.basis})")
     rows = [("this machine (electricity)", money(loc.cost_per_1m_input, cur), money(loc.cost_per_1m_output, cur),
-             money(use.tokens_per_month / TOKENS_PER_UNIT * loc.marginal_per_1m(use.input_share)
+             money(b.priced.tokens_per_month / TOKENS_PER_UNIT * loc.marginal_per_1m(use.input_share)
                    + loc.fixed_per_month(), cur), "", "", "")]
     for a, c in b.apis:
         rows.append((a.name, money(c.cost_per_1m_input, cur), money(c.cost_per_1m_output, cur),
@@ -106,7 +113,7 @@ def _kwh(watts: float, tokens_per_s: float) -> str:
 def plot_lines(b: Breakeven) -> list[str]:
     from advisor.present.plot import Line, line_plot
 
-    use, loc = b.usage, b.local
+    use, loc = b.priced, b.local
     fixed = (use.hardware_per_month or 0.0) + loc.fixed_per_month()
     lines = [Line("this machine (hardware + electricity)", fixed, loc.marginal_per_1m(use.input_share) / TOKENS_PER_UNIT)]
     for a, c in b.apis:

@@ -13,10 +13,12 @@ import sys
 from dataclasses import dataclass, field
 
 FORMATS = ("table", "json", "csv", "markdown")
-TERMINAL_WIDTH = 80  # the classic terminal: every table and line of the default output fits it
+TERMINAL_WIDTH = 80  # the classic terminal, and the width when stdout is not one (a pipe, a file)
 MIN_WRAPPED_COLUMN = 8  # a column is never wrapped narrower than this many characters
-HANGING_LABEL = re.compile(r"^ *[A-Za-z]\S{0,10}  +(?=\S)")  # "Power    363 W ...": continue under "363"
+# "Power    363 W ...": continue under "363" (an eight-letter label, "Capacity 218K ...", needs but one space)
+HANGING_LABEL = re.compile(r"^ *(?:[A-Za-z]\S{0,10}  +|[A-Z][a-z]{7} )(?=\S)")
 COLUMN_GAP = 2  # tabulate's "simple" layout puts two spaces between columns
+WORD_PIECES = re.compile(r"[^\s-]*-+|[^\s-]+")  # where a word may break: after its hyphens ("DeepSeek-", "LLM-67B")
 
 # Cell values that carry a verdict, and their colour on a terminal.
 STATUS_COLOURS = {"GPU": "green", "yes": "green", "GPU+RAM": "yellow", "RAM": "yellow", "no fit": "red",
@@ -49,7 +51,22 @@ def colour_enabled(stream=None) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
-def render(doc: Document, fmt: str, quiet: bool = False, colour: bool = False, width: int = TERMINAL_WIDTH) -> str:
+def terminal_width(stream=None) -> int:
+    """The width to lay text out in: the terminal's when `stream` (stdout) is one ($COLUMNS first, as the shell
+    sets it), else TERMINAL_WIDTH, so that a pipe or a file always gets the same 80-column text."""
+    import shutil
+
+    stream = stream or sys.stdout
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        return TERMINAL_WIDTH
+    columns = shutil.get_terminal_size((TERMINAL_WIDTH, 24)).columns
+    return columns if columns > 0 else TERMINAL_WIDTH
+
+
+def render(doc: Document, fmt: str, quiet: bool = False, colour: bool = False, width: int | None = None) -> str:
+    """`width` None: the terminal's (`terminal_width`)."""
+    if width is None:
+        width = terminal_width()
     if fmt == "json":
         from advisor.present.report import to_json
 
@@ -91,14 +108,18 @@ def fit_table(table: Table, width: int = TERMINAL_WIDTH, colour: bool = False) -
         cut = max(0, min(excess, limits[i] - floor))
         limits[i] -= cut
         excess -= cut
-    # then break words too, widest column first
+    # then break words after their hyphens ("DeepSeek-" / "LLM-67B"), and only then, where nothing else fits,
+    # inside a word; widest column first
     wrappable = range(len(limits)) if table.wrap is None else table.wrap
-    while excess > 0:
-        widest = max(wrappable, key=lambda i: limits[i])
-        if limits[widest] <= MIN_WRAPPED_COLUMN:
-            break
-        limits[widest] -= 1
-        excess -= 1
+    pieces = {i: max([MIN_WRAPPED_COLUMN, len(table.headers[i])]
+                     + [len(p) for r in rows for p in WORD_PIECES.findall(r[i])]) for i in wrappable}
+    for floors in (pieces, {i: MIN_WRAPPED_COLUMN for i in wrappable}):
+        while excess > 0:
+            widest = max(wrappable, key=lambda i: (limits[i] > floors[i], limits[i]))
+            if limits[widest] <= floors[widest]:
+                break
+            limits[widest] -= 1
+            excess -= 1
     if colour and table.status_column is not None:
         import click
 

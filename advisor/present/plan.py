@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from advisor.sources.catalog import HardwareSpec
 from advisor.present.output import Document, Table, scalars
-from advisor.apps.plan import Candidate, Plan, closest, ranked
+from advisor.apps.plan import CLOSEST_SHOWN, Candidate, Plan, below_default, closest, ranked
 from advisor.present.cost import count, money
 from advisor.core.units import fmt_tokens
 
 UNKNOWN_PRICE_LISTED = 6  # "also meets, price unknown": name this many, then count the rest
-CLOSEST_SHOWN = 8  # rows in the "nothing meets" table
 SHOWN_ROWS = 15  # rows of the default table; --all lists everything
+PROGRESS_AFTER_S = 0.5  # a search slower than this shows a spinner on stderr (on a terminal only)
 
 
 def _speed(c: Candidate) -> str:
@@ -53,8 +53,9 @@ def plan_document(plan: Plan, sort: str, show_all: bool, seconds: float, plot: b
     t, e = plan.targets, plan.economics
     cur = e.currency
     seq = f"{t.concurrency} sequences at once" if t.concurrency > 1 else "1 sequence"
-    head = [f"Target   {t.model}, {fmt_tokens(t.context)} context, >= {t.min_tokens_per_s:g} tok/s per sequence "
-            f"({t.engine}, {seq})"
+    floor = f", weights {t.min_quant} or better" if t.min_quant else ""
+    head = [f"Target   {t.model}, {fmt_tokens(t.context)} context, >= {t.min_tokens_per_s:g} tok/s per sequence"
+            f"{floor} ({t.engine}, {seq})"
             + (f", price <= {money(t.budget, cur)}" if t.budget is not None else "")]
     head.append(f"Usage    {count(e.tokens_per_day)} tokens/day ({e.input_share:.0%} input), electricity "
                 f"{e.kwh_price:g} {cur}/kWh, costs over {e.years:g} years")
@@ -62,9 +63,10 @@ def plan_document(plan: Plan, sort: str, show_all: bool, seconds: float, plot: b
     shown = ranked(plan, sort, show_all)
     buy = [c for c in meeting if c.option.kind == "buy"]
     rent = [c for c in meeting if c.option.kind == "rent"]
-    n_buy = sum(1 for c in plan.candidates if c.option.kind == "buy")
-    head.append(f"Searched {len(plan.candidates)} options ({n_buy} to buy, {len(plan.candidates) - n_buy} to rent) "
-                f"in {seconds:.2f} s: {len(buy)} to buy and {len(rent)} to rent meet the targets")
+    n_buy, n_rent = plan.options_searched()
+    head.append(f"Searched {n_buy + n_rent} options ({n_buy} to buy, {n_rent} to rent) "
+                f"in {seconds:.2f} s: {len(buy) + plan.skipped_meeting()} to buy and {len(rent)} to rent meet the "
+                "targets")
     tail: list[str] = []
     data = {"targets": t.as_dict(), "economics": e.as_dict(), "sort": sort,
             "candidates": [c.as_dict() for c in shown], "notes": list(plan.notes)}
@@ -83,6 +85,7 @@ def plan_document(plan: Plan, sort: str, show_all: bool, seconds: float, plot: b
         if not show_all:
             data["candidates"] = []
         tail.append("Try a shorter --context, a lower --min-tokens-per-s, more --max-gpus"
+                    + (", a lower --min-quant" if t.min_quant else "")
                     + (" or a larger --budget" if t.budget is not None else "") + ".")
         tail += [f"note: {n}" for n in plan.notes]
         records = tuple(scalars(c.as_dict()) for c in near)
@@ -95,7 +98,7 @@ def plan_document(plan: Plan, sort: str, show_all: bool, seconds: float, plot: b
     payback = any(c.payback_months is not None for c in listed)
     table = Table(HEADERS + (("payback",) if payback else ()), tuple(_row(c, cur, payback) for c in listed),
                   wrap=(0, 1))
-    hidden = len(meeting) - len(shown)
+    hidden = len(meeting) + plan.skipped_meeting() - len(shown)
     if not show_all:
         unknown = [c for c in shown if c.option.kind == "buy" and c.option.price is None and c not in listed]
         if unknown:
@@ -108,7 +111,9 @@ def plan_document(plan: Plan, sort: str, show_all: bool, seconds: float, plot: b
             tail.append(f"{hidden + cut} more meet the targets but cost more for no more speed, context or precision "
                         f"(or fell past the first {SHOWN_ROWS}): --all lists every option.")
     api = next((c.api for c in listed if c.api), None)
-    tail.append(f"ctx: most context per sequence on this hardware; tok/s: decode with a full {fmt_tokens(t.context)} "
+    rungs = "the highest precision that meets the targets" + (f", none below {t.min_quant}" if t.min_quant else "")
+    tail.append(f"weights/KV: the weight type and KV cache type each row runs ({rungs}); "
+                f"ctx: most context per sequence on this hardware; tok/s: decode with a full {fmt_tokens(t.context)} "
                 "cache" + (", all sequences together" if t.concurrency > 1 else "") + "; W: at the wall while "
                 "decoding; run/mo: electricity at your volume (bought) or rent for the hours spent generating (rented, "
                 f"power included); TCO: price + run/mo x {e.months:g} months.")
@@ -121,6 +126,10 @@ def plan_document(plan: Plan, sort: str, show_all: bool, seconds: float, plot: b
                 "unified-memory system; `advisor gpus` lists them with sources.")
     if pick is not None:
         tail.append(f"Why {pick.quant} + {pick.kv_type} KV on {pick.label}: {pick.why}.")
+    low = sorted({c.quant for c in listed if below_default(c.quant, t.engine)}, key=str)
+    if low and not t.min_quant:
+        tail.append(f"Rows with {'/'.join(low)} weights give up quality for memory: --min-quant "
+                    f"{_default_quant(t.engine)} rules them out.")
     if any(c.option.spec.vendor == "AMD" for c in listed):
         tail.append("AMD rows: decode speed from the fit to CUDA measurements; no ROCm or Vulkan measurements here "
                     "to check it against.")
@@ -128,6 +137,12 @@ def plan_document(plan: Plan, sort: str, show_all: bool, seconds: float, plot: b
     records = tuple(scalars(_record(c)) for c in (shown if show_all else listed))
     extra = ("\n".join(plot_lines(listed, cur)),) if plot else ()
     return Document(data=data, records=records, head=tuple(head), table=table, tail=tuple(tail), extra=extra)
+
+
+def _default_quant(engine: str) -> str:
+    from advisor import engines
+
+    return engines.get(engine).default_quant
 
 
 def _record(c: Candidate) -> dict:
@@ -176,6 +191,8 @@ def plot_lines(cands: list[Candidate], cur: str) -> list[str]:
 # ---------------------------------------------------------------- advisor gpus
 
 KIND_ORDER = {"gpu": 0, "apple": 1, "unified": 2, "cpu": 3}
+KIND_WORDS = {"gpu": "GPUs", "apple": "Apple chips", "unified": "other unified-memory systems",
+              "cpu": "CPU-only memory configurations"}
 SEGMENT_ORDER = {"consumer": 0, "workstation": 1, "datacenter": 2}
 
 
@@ -199,7 +216,9 @@ def gpus_document(specs: tuple[HardwareSpec, ...]) -> Document:
     tail += [f"[{i}] {text}" for text, i in sources.items()]
     data = {"devices": [s.as_dict() for s in ordered]}
     return Document(data=data, records=tuple(scalars(s.as_dict()) for s in ordered),
-                    head=(f"{len(ordered)} entries in the hardware catalog (profiles/hardware/).",),
+                    head=(f"{len(ordered)} entries in the hardware catalog (profiles/hardware/): "
+                          + ", ".join(f"{n} {KIND_WORDS[k]}" for k in KIND_ORDER
+                                      if (n := sum(1 for s in ordered if s.kind == k))) + ".",),
                     table=table, tail=tuple(tail))
 
 

@@ -33,7 +33,7 @@ def line_plot(lines: list[Line], x_max: float, width: int = 60, height: int = 16
             row = height - 1 - round(y / y_max * (height - 1))
             if 0 <= row < height:
                 grid[row][col] = marker
-    out = _frame(grid, y_max, y_label, x_label, f"{x_max:.3g}")
+    out = _frame(grid, y_max, y_label, x_label, readable(x_max))
     legend = "   ".join(f"{MARKERS[i % len(MARKERS)]} = {line.label}" for i, line in enumerate(lines))
     out.append(" " * 11 + legend + ("   | = your volume" if mark_x is not None else ""))
     return out
@@ -61,9 +61,32 @@ def scatter_plot(points: list[Point], width: int = 60, height: int = 14, x_label
         row = height - 1 - min(height - 1, round(p.y / y_max * (height - 1)))
         if grid[row][col] == " ":
             grid[row][col] = marks[i]
-    out = _frame(grid, y_max, y_label, x_label, f"{x_max:,.0f}")
+    out = _frame(grid, y_max, y_label, x_label, readable(x_max))
     out += [" " * 11 + f"{marks[i]} = {p.label}" for i, p in enumerate(points[:len(marks)])]
     return out
+
+
+SCALES = (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3))
+
+
+def readable(value: float) -> str:
+    """An axis number a person reads at a glance: 91.3M, 1.2B, 15K, 266, 0.5 (never 9.13e+07)."""
+    v = abs(value)
+    sign = "-" if value < 0 else ""
+    for unit, size in SCALES:
+        if v >= size * 0.9995:  # 999,950 reads as 1M, not 1e+03K
+            return f"{sign}{_digits(v / size)}{unit}"
+    return sign + _digits(v)
+
+
+def _digits(v: float) -> str:
+    """Three significant digits, no exponent, no trailing zeros: 91.3, 15, 0.125, 0.00012."""
+    if v == 0:
+        return "0"
+    if v >= 100:
+        return f"{v:.0f}"
+    text = f"{v:.3g}" if v >= 1e-3 else f"{v:.6f}".rstrip("0")
+    return text.rstrip("0").rstrip(".") if "." in text and "e" not in text else text
 
 
 def _frame(grid: list[list[str]], y_max: float, y_label: str, x_label: str, x_max_text: str) -> list[str]:
@@ -72,7 +95,7 @@ def _frame(grid: list[list[str]], y_max: float, y_label: str, x_label: str, x_ma
     out = [y_label]
     for r, row in enumerate(grid):
         y = y_max * (height - 1 - r) / (height - 1)
-        tick = f"{y:>9.3g} |" if r in (0, height // 2, height - 1) else " " * 9 + " |"
+        tick = f"{readable(y):>9} |" if r in (0, height // 2, height - 1) else " " * 9 + " |"
         out.append(tick + "".join(row))
     out.append(" " * 10 + "+" + "-" * width)
     out.append(" " * 11 + f"0{x_label:^{width - 12}}{x_max_text:>10}")

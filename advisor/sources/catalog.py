@@ -48,6 +48,18 @@ class HardwareSpec:
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
+    def price_for_memory(self, memory_gib: float | None) -> float | None:
+        """The launch price (USD) of this part in the memory configuration `memory_gib` (GB): a GPU's own; for a
+        system sold in several memory sizes (or a single one), only when the catalog says the price is for that
+        size (`price_memory_gib`), else None: another configuration's price is never passed off as this one's."""
+        if self.launch_price_usd is None:
+            return None
+        if self.kind == "gpu":
+            return self.launch_price_usd
+        if memory_gib is None or self.price_memory_gib is None:
+            return None
+        return self.launch_price_usd if abs(self.price_memory_gib - memory_gib) < 0.5 else None
+
 
 def fp16_tflops(spec: HardwareSpec | None) -> float | None:
     """The FP16 rate llama.cpp's kernels see: with FP32 accumulation where the catalog has that figure."""

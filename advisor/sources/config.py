@@ -44,18 +44,19 @@ def config_path() -> Path:
 
 
 def load_config(path: Path | None = None) -> dict:
-    """The validated key -> value mapping; {} when the file does not exist."""
-    path = path or config_path()
-    if not path.is_file():
-        if os.environ.get(CONFIG_ENV):
-            raise ProfileError(f"{path}: no such config file ({CONFIG_ENV})")
-        return {}
+    """The validated key -> value mapping; {} when the file does not exist. Only a regular file of at most
+    TOML_LIMIT bytes is read; each number is finite and not negative (the range of the option it feeds is checked
+    by the CLI, which also names this file and key)."""
+    from advisor.sources.files import TOML_LIMIT, read_text
     from advisor.sources.profiles import parse_toml
 
+    path = path or config_path()
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{path}: cannot read ({exc})") from None
+        text = read_text(path, TOML_LIMIT)
+    except FileNotFoundError:
+        if os.environ.get(CONFIG_ENV):
+            raise ProfileError(f"{path}: no such config file ({CONFIG_ENV})") from None
+        return {}
     raw = parse_toml(text, str(path))
     values = {}
     for key, value in raw.items():
@@ -65,10 +66,27 @@ def load_config(path: Path | None = None) -> dict:
         if isinstance(value, bool) or not isinstance(value, types):
             raise ProfileError(f"{path}: '{key}' must be a {'number' if float in types else 'string'} ({what}), "
                                f"got {value!r}")
-        if float in types and value < 0:
-            raise ProfileError(f"{path}: '{key}' must not be negative, got {value!r}")
+        if float in types:
+            check_number(f"{path}: '{key}'", value)
+            if value < 0:
+                raise ProfileError(f"{path}: '{key}' must not be negative, got {value!r}")
+        if key == "currency" and not (len(value.strip()) == 3 and value.strip().isalpha()):
+            raise ProfileError(f"{path}: 'currency' must be a 3-letter code such as USD, EUR, CNY; got {value!r}")
         values[key] = value
     return values
+
+
+def check_number(where: str, value) -> float:
+    """`value` (an int or float from a file) as a finite float, or a ProfileError naming `where` (file and key)."""
+    import math
+
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float range
+        raise ProfileError(f"{where} must be a finite number, got an integer of {value.bit_length()} bits") from None
+    if not math.isfinite(number):
+        raise ProfileError(f"{where} must be a finite number, got {value!r}")
+    return number
 
 
 def default_map(commands: dict, values: dict) -> dict:

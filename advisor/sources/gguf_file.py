@@ -1,9 +1,9 @@
 """A GGUF file's header -> a ModelProfile plus its exact weights layout, never reading tensor data.
 
-The `gguf` package (llama.cpp's own reader) parses the metadata and the tensor table; the tensor data is only
-memory-mapped, never touched. Each tensor's stored size gives the weights bytes exactly, grouped as llama.cpp
-places them: token_embd stays in host RAM, blk.N.* go with layer N, the rest (output, output_norm) with the last
-offloaded layer. Split files (name-00001-of-00003.gguf) are read part by part and summed.
+gguf_header.py (a reader of our own: llama.cpp's gguf.GGUFReader builds Python objects for the whole vocabulary)
+parses the metadata and the tensor table; the tensor data is never read. Each tensor's stored size gives the
+weights bytes exactly, grouped as llama.cpp places them: token_embd stays in host RAM, blk.N.* go with layer N,
+the rest (output, output_norm) with the last offloaded layer. Split files (name-00001-of-00003.gguf) are read part by part and summed.
 """
 
 from __future__ import annotations
@@ -40,44 +40,23 @@ def split_parts(path: Path) -> list[Path]:
     return parts
 
 
-def _reader(path: Path):
-    try:
-        from gguf import GGUFReader
-    except ImportError:  # a dependency, but say what to do if an install lacks it
-        raise ProfileError("reading GGUF files needs the 'gguf' package: pip install gguf") from None
-    try:
-        return GGUFReader(path, "r")
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except Exception as exc:  # the parser meets arbitrary bytes: any failure means "not a GGUF we can read"
-        detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise ProfileError(f"{path}: not a readable GGUF file ({detail})") from None
-
-
-def _value(field):
-    """A metadata value as Python: str, int, float, bool, or a list of those (arrays)."""
-    try:
-        value = field.contents()
-    except Exception:  # malformed field bytes (e.g. invalid UTF-8 in a string)
-        return None
-    return value
-
-
 def read_metadata_and_tensors(path: Path) -> tuple[dict, list[tuple[str, str, int, int]]]:
     """(metadata of the first part, [(tensor name, type name, elements, bytes)] over every part)."""
+    from advisor.sources.gguf_header import read_file
+
     metadata: dict = {}
     tensors = []
     for i, part in enumerate(split_parts(path)):
-        reader = _reader(part)
+        header = read_file(part)
         if i == 0:
-            for name, field in reader.fields.items():
-                if name.startswith("tokenizer.ggml.") and name not in ("tokenizer.ggml.model",):
-                    continue  # vocabulary arrays: large and not needed (the embedding has the vocab size)
-                metadata[name] = _value(field)
-        for t in reader.tensors:
-            type_name = getattr(t.tensor_type, "name", str(t.tensor_type))
-            tensors.append((t.name, type_name, int(t.n_elements), int(t.n_bytes)))
+            metadata = header.metadata
+        tensors += tensor_rows(header)
     return metadata, tensors
+
+
+def tensor_rows(header) -> list[tuple[str, str, int, int]]:
+    """A GGUFHeader's tensor table as (name, type name, elements, bytes)."""
+    return [(t.name, t.type_name, t.n_elements, t.n_bytes) for t in header.tensors]
 
 
 def _scalar(meta: dict, key: str, where: str, required: bool = True, minimum: int = 1):
@@ -98,14 +77,11 @@ def _scalar(meta: dict, key: str, where: str, required: bool = True, minimum: in
 
 def _file_type(meta: dict, tensors) -> str:
     """The weight type label: general.file_type's name (Q4_K_M), else the type holding most bytes."""
-    ft = meta.get("general.file_type")
-    if isinstance(ft, int) and not isinstance(ft, bool):
-        try:
-            from gguf import LlamaFileType
+    from advisor.sources.gguf_header import file_type_label
 
-            return LlamaFileType(ft).name.removeprefix("MOSTLY_").replace("ALL_", "")
-        except (ImportError, ValueError):
-            pass
+    label = file_type_label(meta)
+    if label:
+        return label
     by_bytes = Counter()
     for _, type_name, _, nbytes in tensors:
         by_bytes[type_name] += nbytes
@@ -113,11 +89,18 @@ def _file_type(meta: dict, tensors) -> str:
 
 
 def import_gguf(path: Path, model_id: str | None = None) -> Imported:
-    from advisor.sources.hf_config import default_id, load_hf_types
+    from advisor.sources.hf_config import default_id
+
+    meta, tensors = read_metadata_and_tensors(path)
+    default = default_id(path.with_name(SPLIT_NAME.sub(r"\g<stem>.gguf", path.name)))
+    return profile_from_gguf(meta, tensors, str(path), model_id or default, path.stem)
+
+
+def profile_from_gguf(meta: dict, tensors, where: str, model_id: str, fallback_name: str) -> Imported:
+    """A profile and its exact weights from a GGUF's metadata and tensor table (a local file's or a remote one's)."""
+    from advisor.sources.hf_config import load_hf_types
     from advisor.sources.profiles import model_from_fields
 
-    where = str(path)
-    meta, tensors = read_metadata_and_tensors(path)
     arch = meta.get("general.architecture")
     if not isinstance(arch, str) or not arch:
         raise ProfileError(f"{where}: metadata 'general.architecture' is missing")
@@ -140,8 +123,7 @@ def import_gguf(path: Path, model_id: str | None = None) -> Imported:
     vocab = names[TOKEN_EMBD][0] // hidden
     kind = next((t for t in load_hf_types().values() if t.architecture == arch), None)
     fields = dict(
-        id=model_id or default_id(path.with_name(SPLIT_NAME.sub(r"\g<stem>.gguf", path.name))),
-        name=str(meta.get("general.name") or path.stem), layers=layers, hidden=hidden, heads=heads,
+        id=model_id, name=str(meta.get("general.name") or fallback_name), layers=layers, hidden=hidden, heads=heads,
         kv_heads=kv_heads, head_dim=num("attention.key_length", required=False) or hidden // heads,
         vocab=vocab, max_context=num("context_length"), tied_embeddings=OUTPUT not in names,
         norms_per_layer=kind.norms_per_layer if kind else 2, source=f"imported from {where}",

@@ -13,12 +13,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from advisor.errors import ProfileError
+from advisor.errors import AdvisorError, ProfileError
 from advisor.core.model import ModelProfile
 from advisor.sources.model_files import Imported  # noqa: F401 (re-exported: where importers built it)
 from advisor.sources.profiles import model_from_fields
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
+SAFETENSORS_INDEX_MAX_BYTES = 64 << 20  # a 1T-parameter index lists ~100k tensors in a few MiB
 # Bytes per parameter of the checkpoint dtype (config.json `torch_dtype`), to turn a safetensors index's
 # total_size into a parameter count.
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float8_e4m3fn": 1}
@@ -62,9 +63,15 @@ def _fail(where: str, key: str, why: str):
 
 
 def read_config(path: Path) -> dict:
+    """The JSON object of a config.json: a regular file of at most CONFIG_JSON_LIMIT bytes (a FIFO, a device or
+    /dev/zero is refused before a byte is read), parsed without RecursionError or int-conversion errors escaping:
+    every failure one ProfileError. NaN and Infinity are read as Python's json reads them (transformers writes
+    them: Nemotron-H's time_step_limit is [0.0, Infinity]); every field a profile uses is checked finite."""
+    from advisor.sources.files import CONFIG_JSON_LIMIT, read_regular
+
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
+        raw = read_regular(path, CONFIG_JSON_LIMIT)
+    except OSError as exc:  # FileNotFoundError; read_regular turns every other failure into a ProfileError
         raise ProfileError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
         doc = json.loads(raw.decode("utf-8"))
@@ -72,6 +79,10 @@ def read_config(path: Path) -> dict:
         raise ProfileError(f"{path}: not UTF-8 text; a config.json is JSON") from None
     except json.JSONDecodeError as exc:
         raise ProfileError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise ProfileError(f"{path}: not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # an integer of more than 4300 digits (Python's int conversion limit)
+        raise ProfileError(f"{path}: not valid JSON ({str(exc).split(';')[0]})") from None
     if not isinstance(doc, dict):
         raise ProfileError(f"{path}: a config.json holds a JSON object, got {type(doc).__name__}")
     return doc
@@ -479,10 +490,12 @@ def _check_params(profile: ModelProfile, cfg: dict, where: str) -> list[str]:
     index = Path(where).parent / SAFETENSORS_INDEX
     if not isinstance(claimed, int) and index.is_file():
         try:
-            total = json.loads(index.read_text(encoding="utf-8"))["metadata"]["total_size"]
+            from advisor.sources.files import read_text
+
+            total = json.loads(read_text(index, SAFETENSORS_INDEX_MAX_BYTES))["metadata"]["total_size"]
             claimed = total // DTYPE_BYTES.get(cfg.get("torch_dtype"), 2)
             basis = f"{SAFETENSORS_INDEX} total_size / {DTYPE_BYTES.get(cfg.get('torch_dtype'), 2)} bytes"
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError, AdvisorError):
             return [f"{index} is unreadable; parameter count not cross-checked"]
     if isinstance(claimed, int) and not isinstance(claimed, bool) and claimed > 0:
         off = computed / claimed - 1

@@ -13,10 +13,13 @@ from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 
 from advisor.errors import ProfileError, UsageError, suggest
+from advisor.sources.config import check_number
 from advisor.sources.profiles import parse_toml
 
 TIERS = ("gpt-4", "llama-3-70b", "gpt-3.5")
 USER_FILE_NAME = "prices.toml"
+MAX_PRICE_FIELD = 1e15  # any price, in any currency, or a memory size in GB: finite and far below float's range
+MAX_INT_FIELD = 1 << 53  # a GPU count or token limit: beyond it a float loses integers
 
 
 def _as_dict(self) -> dict:
@@ -132,14 +135,20 @@ def _check_value(where: str, f, value):
     want = f.type
     if "float" in want:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if ok and value < 0:
-            raise ProfileError(f"{where}: {f.name} must not be negative, got {value}")
         if not ok:
             raise ProfileError(f"{where}: {f.name} must be a number, got {value!r}")
-        return float(value)
+        number = check_number(f"{where}: {f.name}", value)
+        if number < 0:
+            raise ProfileError(f"{where}: {f.name} must not be negative, got {value}")
+        if number > MAX_PRICE_FIELD:
+            raise ProfileError(f"{where}: {f.name} is implausibly large ({value}; at most {MAX_PRICE_FIELD:g})")
+        return number
     if "int" in want:
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ProfileError(f"{where}: {f.name} must be a non-negative integer, got {value!r}")
+        if value > MAX_INT_FIELD:
+            raise ProfileError(f"{where}: {f.name} is implausibly large ({value.bit_length()}-bit integer; at most "
+                               f"2^53)")
         return value
     if want == "bool":
         if not isinstance(value, bool):
@@ -220,13 +229,14 @@ def load_prices(user_file: str | os.PathLike | None = None) -> PriceTables:
     root = _profiles_root().joinpath("prices")
     texts = [(f"profiles/prices/{p.name}", p.read_text(encoding="utf-8"))
              for p in sorted((p for p in root.iterdir() if p.name.endswith(".toml")), key=lambda p: p.name)]
+    from advisor.sources.files import TOML_LIMIT, read_text
+
     path = Path(user_file) if user_file is not None else default_user_file()
     user = None
-    if user_file is not None or path.is_file():
-        try:
-            user = (str(path), path.read_text(encoding="utf-8"))
-        except OSError as exc:
+    try:
+        # only a regular file, at most TOML_LIMIT bytes: a FIFO or /dev/zero given as --prices is refused, not read
+        user = (str(path), read_text(path, TOML_LIMIT))
+    except FileNotFoundError as exc:
+        if user_file is not None:
             raise UsageError(f"cannot read price file {path}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError:
-            raise ProfileError(f"{path}: not UTF-8 text") from None
     return parse_prices(texts, user)

@@ -18,6 +18,8 @@ from advisor.core.model import ATTENTION_KINDS, LAYER_KINDS, ModelProfile
 from advisor.errors import ProfileError, suggest
 
 MAX_LAYERS = 4096  # real models have at most a few hundred blocks; more is a corrupt file, and costs a walk per layer
+MAX_INT_FIELD = 1 << 40  # any size or count (2^40 elements in one dimension): beyond it a file is corrupt
+MAX_FLOAT_FIELD = 1e15  # a parameter count: a quadrillion; beyond it a file is corrupt
 
 
 # ---------------------------------------------------------------- validation helpers
@@ -32,6 +34,21 @@ def _check_type(where: str, key: str, value, kind):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok:
         raise ProfileError(f"{where}: field '{key}' must be {kind.__name__}, got {value!r}")
+    if kind is int and value > MAX_INT_FIELD:
+        raise ProfileError(f"{where}: field '{key}' is implausibly large ({value.bit_length()}-bit integer; at most "
+                           "2^40)")
+    if kind is float:
+        import math
+
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float's range
+            number = math.inf
+        if not math.isfinite(number):
+            got = f"a {value.bit_length()}-bit integer" if isinstance(value, int) else repr(value)
+            raise ProfileError(f"{where}: field '{key}' must be a finite number, got {got}")
+        if number > MAX_FLOAT_FIELD:
+            raise ProfileError(f"{where}: field '{key}' is implausibly large ({number:g}; at most {MAX_FLOAT_FIELD:g})")
 
 
 def _model_from_table(table: dict, where: str, architecture: str, bases: dict) -> ModelProfile:
@@ -160,6 +177,10 @@ def parse_toml(text: str, where: str) -> dict:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{where}: not valid TOML ({exc})") from None
+    except RecursionError:  # arrays or tables nested thousands deep
+        raise ProfileError(f"{where}: not valid TOML (nested too deeply)") from None
+    except ValueError as exc:  # an integer of more than 4300 digits (Python's int conversion limit)
+        raise ProfileError(f"{where}: not valid TOML ({str(exc).split(';')[0]})") from None
 
 
 def parse_quant_file(text: str, where: str) -> QuantTable:
