@@ -401,13 +401,9 @@ def test_readme_decode_accuracy_figures_are_the_ones_measured():
 # ---------------------------------------------------------------- 4. --api: the seed table's names, every match
 
 
-# strict xfail: these need alias support in advisor/sources/prices.py (owned elsewhere) and then the `aliases` lines in
-# profiles/prices/api.toml; the report that added them carries that patch. Once both are in, they pass, strict
-# xfail turns that into a failure, and the markers come off.
-NEEDS_ALIASES = pytest.mark.xfail(strict=True, reason="ApiPrice.aliases and the lookup change in sources/prices.py")
+# the seed table's names are aliases of their entries (profiles/prices/api.toml `aliases`, advisor/sources/prices.py)
 
 
-@NEEDS_ALIASES
 @pytest.mark.parametrize("name, entry", [
     ("gpt-3.5-turbo-0125", "gpt-3.5-turbo@2024-05-17"), ("DeepSeekV2", "deepseek-v2@2024-05-17"),
     ("豆包 Pro 32k", "doubao-pro-32k@2024-05-17"),
@@ -424,7 +420,6 @@ def test_a_name_the_seed_table_shares_with_todays_entry_is_todays():
     assert tables.api("gpt-4o").name == "gpt-4o" and tables.api("gpt-4o@2024-05-17").input_usd_per_1m == 5
 
 
-@NEEDS_ALIASES
 def test_an_ambiguous_prefix_lists_every_match():
     tables = load_prices()
     for prefix in ("deepseek", "claude"):
@@ -435,7 +430,6 @@ def test_an_ambiguous_prefix_lists_every_match():
         assert all(n in r.output for n in every), r.output
 
 
-@NEEDS_ALIASES
 def test_an_alias_may_not_name_another_entry():
     from advisor.errors import ProfileError
     from advisor.sources.prices import parse_prices

@@ -413,7 +413,26 @@ def evaluate(option: Option, model: Model, targets: Targets, econ: Economics, qu
         return Candidate(option, False, why, q, kv, est.placement, False, reach, weights_bytes=est.weights_bytes,
                          kv_bytes=est.kv_bytes, deployment=est.deployment)
 
+    def rejected_before(i: int, j: int) -> str | None:
+        """What the walk from the top rejected last before rung (ladder[i], kv_ladder[j]), the first that meets: a
+        slower cache of this weight type, else the weight type above (too heavy, too slow, or holding too little)."""
+        q = ladder[i]
+        last = next((slow(q, kv, p.rung(q, kv)) for kv in reversed(kv_ladder[:j]) if p.rung(q, kv).status == "slow"),
+                    None)
+        if last is None and i > 0:
+            up = ladder[i - 1]
+            r = p.rung(up, kv_ladder[-1])
+            last = (p.heavy(up) if r.status == "heavy" else slow(up, kv_ladder[-1], r)
+                    if r.status == "slow" else f"{up} does not hold {targets.context:,} tokens")
+        return last
+
     if not exhaustive and p.monotone():
+        # the walk from the top as far as rungs that do not fit take it (a memory check each, no estimate): a small
+        # or sparse model meets at its first rung that fits
+        first = next(((i, j) for i, q in enumerate(ladder) if p.weights(q) <= p.budget
+                      for j, kv in enumerate(kv_ladder) if p.rung(q, kv).status != "nofit"), None)
+        if first is not None and p.rung(ladder[first[0]], kv_ladder[first[1]]).status == "fast":
+            return met(p.rung(ladder[first[0]], kv_ladder[first[1]]), rejected_before(*first))
         last = p.rung(ladder[-1], kv_ladder[-1])  # the leanest rung: the least memory, the most speed
         if last.status == "heavy":  # every weight type is heavier still
             return short(None, None, p.heavy(ladder[-1]))
@@ -432,15 +451,7 @@ def evaluate(option: Option, model: Model, targets: Targets, econ: Economics, qu
             q = ladder[hi]
             j = next(j for j, kv in enumerate(kv_ladder) if p.rung(q, kv).status == "fast")
             if not any(r.status == "unknown" for r in p.rungs.values()):
-                # what the walk from the top rejected last: a slower cache of this weight type, else the type above
-                rejected = next((slow(q, kv, p.rung(q, kv)) for kv in reversed(kv_ladder[:j])
-                                 if p.rung(q, kv).status == "slow"), None)
-                if rejected is None and hi > 0:
-                    up = ladder[hi - 1]
-                    r = p.rung(up, kv_ladder[-1])
-                    rejected = (p.heavy(up) if r.status == "heavy" else slow(up, kv_ladder[-1], r)
-                                if r.status == "slow" else f"{up} does not hold {targets.context:,} tokens")
-                return met(p.rung(q, kv_ladder[j]), rejected)
+                return met(p.rung(q, kv_ladder[j]), rejected_before(hi, j))
     # every rung from the top, in order
     rejected: list[str] = []
     fastest: _Rung | None = None  # holds the context, too slow

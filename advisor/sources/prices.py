@@ -41,6 +41,7 @@ class ApiPrice:
     deprecation_date: str = ""
     max_input_tokens: int | None = None
     notes: str = ""
+    aliases: tuple[str, ...] = ()  # other exact names for this entry (the seed post's "DeepSeekV2", "gpt-3.5-turbo-0125")
     origin: str = "shipped"  # "shipped" or the user file's path
 
     def deprecated(self, today: dt.date) -> bool:
@@ -95,17 +96,22 @@ class PriceTables:
     user_file: str | None = None
 
     def api(self, name: str) -> ApiPrice:
-        """By exact name (case-insensitive), else a unique prefix: `gpt-4o`, `groq/llama-3.3`."""
+        """By exact name (case-insensitive), else an exact alias, else a unique prefix of a name: `gpt-4o`,
+        `DeepSeekV2`, `groq/llama-3.3`. An ambiguous prefix is an error that lists every entry it matches."""
         wanted = name.strip().lower()
         for a in self.apis:
             if a.name.lower() == wanted:
+                return a
+        for a in self.apis:
+            if any(alias.lower() == wanted for alias in a.aliases):
                 return a
         matches = [a for a in self.apis if a.name.lower().startswith(wanted)]
         if len(matches) == 1:
             return matches[0]
         if matches:
-            raise UsageError(f"API '{name}' is ambiguous: {', '.join(a.name for a in matches[:8])}")
-        raise suggest(name, [a.name for a in self.apis], "API")
+            raise UsageError(f"API '{name}' is ambiguous, {len(matches)} entries start so: "
+                             f"{', '.join(a.name for a in matches)}")
+        raise suggest(name, [a.name for a in self.apis] + [x for a in self.apis for x in a.aliases], "API")
 
     def tier_defaults(self, tier: str, today: dt.date) -> list[ApiPrice]:
         return [a for a in self.apis if a.tier == tier and a.default and not a.deprecated(today)]
@@ -154,6 +160,10 @@ def _check_value(where: str, f, value):
         if not isinstance(value, bool):
             raise ProfileError(f"{where}: {f.name} must be true or false, got {value!r}")
         return value
+    if want.startswith("tuple"):
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise ProfileError(f"{where}: {f.name} must be a list of names, got {value!r}")
+        return tuple(v.strip() for v in value)
     if isinstance(value, (dt.date, dt.datetime)):  # TOML dates: keep ISO text
         return value.isoformat()
     if not isinstance(value, str):
@@ -209,6 +219,13 @@ def parse_prices(texts: list[tuple[str, str]], user: tuple[str, str] | None = No
                     tables[kind][existing] = _build(cls, row, where, origin, tables[kind][existing])
                 else:
                     tables[kind].append(_build(cls, row, where, origin))
+    taken = {a.name.lower(): a.name for a in tables["api"]}
+    for a in tables["api"]:
+        for alias in a.aliases:
+            other = taken.setdefault(alias.lower(), a.name)
+            if other != a.name:
+                raise ProfileError(f"api '{a.name}' ({a.origin}): alias '{alias}' is already the name or an alias "
+                                   f"of '{other}'")
     for a in tables["api"]:
         if a.tier and a.tier not in TIERS:
             raise ProfileError(f"api '{a.name}' ({a.origin}): tier must be one of {', '.join(TIERS)}, got '{a.tier}'")
