@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from advisor.errors import AdvisorError, UsageError
-from advisor.sources.model_files import Imported
+from advisor.sources.imported import Imported
 from advisor.core.hardware import Device, Machine
 from advisor.apps.estimate import estimate, kv_bytes_per_token, weights_bytes
 from advisor.core.memory import EngineSettings, Estimate, KVChoice
@@ -93,7 +93,7 @@ def _remember_default_layouts(profiles, default_quant: str, engine: str) -> None
     quants = registry.quants
     wanted = [(m, native_quant_for(m, engine, quants) or default_quant) for m in profiles]
     root = _profiles_root()
-    from advisor.sources.model_files import user_profile_files
+    from advisor.sources.user_models import user_profile_files
 
     files = [root / "quants.toml", *root.joinpath("models").glob("*.toml"), *user_profile_files(),
              *(Path(mod.__file__) for mod in (advisor.core.tensors, advisor.core.formats, advisor.core.model))]

@@ -591,7 +591,7 @@ def models(user_only, remote, fmt, as_json, quiet):
 
     fmt = _format(fmt, as_json)
     if remote:
-        from advisor.sources.hub import remote_document
+        from advisor.present.report import remote_document
 
         return _emit(remote_document(), fmt, quiet)
     chosen = [m for m in load_registry().models.values() if not user_only or not m.origin.startswith("profiles/")]

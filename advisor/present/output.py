@@ -7,6 +7,8 @@ command gets `--format`, `--quiet`, 80-column wrapping and colour rules the same
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import sys
@@ -68,8 +70,6 @@ def render(doc: Document, fmt: str, quiet: bool = False, colour: bool = False, w
     if width is None:
         width = terminal_width()
     if fmt == "json":
-        from advisor.present.report import to_json
-
         return to_json(doc.data)
     if fmt == "csv":
         return csv_text(doc.records)
@@ -225,3 +225,46 @@ def scalars(record: dict) -> dict:
         elif not isinstance(value, (dict, list, tuple)):
             out[key] = value
     return out
+
+
+def to_json(obj, pretty: bool | None = None) -> str:
+    """Indented for a person at a terminal, compact for a pipe (the C encoder: a full check grid is ~10x
+    faster to write without indentation). `python -m json.tool` pretty-prints either."""
+    if pretty is None:
+        import sys
+
+        pretty = sys.stdout.isatty()
+    try:
+        # allow_nan=False: JSON has no NaN or Infinity (json.dumps would write bare NaN, which strict parsers reject)
+        return json.dumps(obj, indent=2 if pretty else None, allow_nan=False)
+    except ValueError:
+        from advisor.errors import AdvisorError
+
+        where = _first_non_finite(obj, "")
+        if where is None:
+            raise  # not a number's fault (a circular reference): a bug to see whole
+        raise AdvisorError(f"internal error: {where} is not a finite number (NaN or infinity); no JSON written. "
+                           "Please report the command that gave this") from None
+
+
+def _first_non_finite(obj, path: str, seen: set | None = None) -> str | None:
+    """The JSON path (`results[3].kv_bytes`) of the first NaN or infinity in `obj`, for the error naming it."""
+    import math
+
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else (path or "the document")
+    seen = set() if seen is None else seen
+    if id(obj) in seen:  # a circular reference: json.dumps says so itself
+        return None
+    if isinstance(obj, dict):
+        items = ((f"{path}.{k}" if path else str(k), v) for k, v in obj.items())
+    elif isinstance(obj, (list, tuple)):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(obj))
+    else:
+        return None
+    seen.add(id(obj))
+    for sub_path, value in items:
+        found = _first_non_finite(value, sub_path, seen)
+        if found:
+            return found
+    return None

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 
 from advisor.core.hardware import Machine
 from advisor.core.memory import Estimate
-from advisor.present.output import Document, Table, scalars
+from advisor.present.output import Document, Table, scalars, to_json  # noqa: F401 (to_json re-exported)
 from advisor.core.units import GIB, fmt_gib, fmt_mib, fmt_tokens
 
 PLACEMENT_WORDS = {"gpu": "GPU", "gpu+cpu": "GPU+RAM", "cpu": "RAM", "none": "no fit"}
@@ -22,49 +21,6 @@ def placement_word(e: Estimate) -> str:
 
 def _fits_word(fits: bool | None) -> str:
     return UNKNOWN_MARK if fits is None else "yes" if fits else "NO"
-
-
-def to_json(obj, pretty: bool | None = None) -> str:
-    """Indented for a person at a terminal, compact for a pipe (the C encoder: a full check grid is ~10x
-    faster to write without indentation). `python -m json.tool` pretty-prints either."""
-    if pretty is None:
-        import sys
-
-        pretty = sys.stdout.isatty()
-    try:
-        # allow_nan=False: JSON has no NaN or Infinity (json.dumps would write bare NaN, which strict parsers reject)
-        return json.dumps(obj, indent=2 if pretty else None, allow_nan=False)
-    except ValueError:
-        from advisor.errors import AdvisorError
-
-        where = _first_non_finite(obj, "")
-        if where is None:
-            raise  # not a number's fault (a circular reference): a bug to see whole
-        raise AdvisorError(f"internal error: {where} is not a finite number (NaN or infinity); no JSON written. "
-                           "Please report the command that gave this") from None
-
-
-def _first_non_finite(obj, path: str, seen: set | None = None) -> str | None:
-    """The JSON path (`results[3].kv_bytes`) of the first NaN or infinity in `obj`, for the error naming it."""
-    import math
-
-    if isinstance(obj, float):
-        return None if math.isfinite(obj) else (path or "the document")
-    seen = set() if seen is None else seen
-    if id(obj) in seen:  # a circular reference: json.dumps says so itself
-        return None
-    if isinstance(obj, dict):
-        items = ((f"{path}.{k}" if path else str(k), v) for k, v in obj.items())
-    elif isinstance(obj, (list, tuple)):
-        items = ((f"{path}[{i}]", v) for i, v in enumerate(obj))
-    else:
-        return None
-    seen.add(id(obj))
-    for sub_path, value in items:
-        found = _first_non_finite(value, sub_path, seen)
-        if found:
-            return found
-    return None
 
 
 def machine_lines(machine: Machine) -> list[str]:
@@ -326,3 +282,36 @@ def summary_table(summary: list[dict]) -> str:
              {True: "yes", False: "NO", None: ""}[s["met"]]] for s in summary]
     return tabulate(rows, headers=["quantity", "rows", "median abs error", "worst abs error", "within target",
                                    "target", "met"], tablefmt="github", disable_numparse=True)
+
+
+# ------------------------------------------------------------------ advisor models --remote
+
+def remote_document():
+    """What `advisor models --remote` prints: each recorded name, what was read for it, when, and from where."""
+    from advisor.sources.hub import _size, cached_records, records_dir
+
+    rows, data = [], []
+    for r in cached_records():
+        kind = r.get("kind")
+        if kind == "gguf":
+            tensors = r.get("tensors") or []
+            weights = sum(int(t[3]) for t in tensors if isinstance(t, list) and len(t) == 4)
+            parts = len(r.get("files") or [])
+            what = f"GGUF{f' ({parts} parts)' if parts > 1 else ''}, {_size(weights)} of tensors"
+        else:
+            st = r.get("safetensors") or {}
+            params = sum((st.get("parameters") or {}).values())
+            what = "config.json" + (f", {params / 1e9:.2f}B params ({'/'.join(sorted(st['parameters']))})"
+                                    if params else "")
+            weights = None
+        entry = {"name": r.get("name"), "key": r.get("key"), "kind": kind, "fetched": r.get("fetched"),
+                 "source": r.get("source"), "where": r.get("where"), "commit": r.get("commit") or None,
+                 "weights_bytes": weights, "header_bytes": r.get("header_bytes"), "cache_file": r.get("path")}
+        data.append(entry)
+        rows.append((r.get("name") or r.get("key"), what, str(r.get("fetched") or "")[:10], r.get("source") or ""))
+    tail = [f"Kept in {records_dir()}: these names also work with --offline (or without a network)."]
+    if not data:
+        tail.insert(0, "Nothing fetched yet: e.g. advisor fit Qwen/Qwen3-8B, advisor fit unsloth/Qwen3-8B-GGUF:Q4_K_M")
+    return Document(data={"cache_dir": str(records_dir()), "models": data}, records=tuple(data),
+                    table=Table(("name", "read", "fetched", "from"), tuple(rows), wrap=(3, 1)) if rows else None,
+                    tail=tuple(tail))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from advisor.errors import ProfileError
 from advisor.sources.hf_config import MAX_FIELD_VALUE
-from advisor.sources.model_files import Imported
+from advisor.sources.imported import Imported
 from advisor.core.tensors import GroupSums, WeightsLayout, group_of
 
 SPLIT_NAME = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")

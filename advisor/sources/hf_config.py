@@ -15,7 +15,7 @@ from pathlib import Path
 
 from advisor.errors import AdvisorError, ProfileError
 from advisor.core.model import ModelProfile
-from advisor.sources.model_files import Imported  # noqa: F401 (re-exported: where importers built it)
+from advisor.sources.imported import Imported  # noqa: F401 (re-exported: where importers built it)
 from advisor.sources.profiles import model_from_fields
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"

@@ -630,36 +630,3 @@ def _fetch_gguf(ref: HubRef, files: list[dict], previous: dict | None) -> dict:
 def _jsonable(meta: dict) -> dict:
     """Metadata a JSON record can hold (every GGUF value type is str, int, float, bool or a list of them)."""
     return {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool, list))}
-
-
-# ---------------------------------------------------------------- advisor models --remote
-
-def remote_document():
-    """What `advisor models --remote` prints: each recorded name, what was read for it, when, and from where."""
-    from advisor.present.output import Document, Table
-
-    rows, data = [], []
-    for r in cached_records():
-        kind = r.get("kind")
-        if kind == "gguf":
-            tensors = r.get("tensors") or []
-            weights = sum(int(t[3]) for t in tensors if isinstance(t, list) and len(t) == 4)
-            parts = len(r.get("files") or [])
-            what = f"GGUF{f' ({parts} parts)' if parts > 1 else ''}, {_size(weights)} of tensors"
-        else:
-            st = r.get("safetensors") or {}
-            params = sum((st.get("parameters") or {}).values())
-            what = "config.json" + (f", {params / 1e9:.2f}B params ({'/'.join(sorted(st['parameters']))})"
-                                    if params else "")
-            weights = None
-        entry = {"name": r.get("name"), "key": r.get("key"), "kind": kind, "fetched": r.get("fetched"),
-                 "source": r.get("source"), "where": r.get("where"), "commit": r.get("commit") or None,
-                 "weights_bytes": weights, "header_bytes": r.get("header_bytes"), "cache_file": r.get("path")}
-        data.append(entry)
-        rows.append((r.get("name") or r.get("key"), what, str(r.get("fetched") or "")[:10], r.get("source") or ""))
-    tail = [f"Kept in {records_dir()}: these names also work with --offline (or without a network)."]
-    if not data:
-        tail.insert(0, "Nothing fetched yet: e.g. advisor fit Qwen/Qwen3-8B, advisor fit unsloth/Qwen3-8B-GGUF:Q4_K_M")
-    return Document(data={"cache_dir": str(records_dir()), "models": data}, records=tuple(data),
-                    table=Table(("name", "read", "fetched", "from"), tuple(rows), wrap=(3, 1)) if rows else None,
-                    tail=tuple(tail))

@@ -16,33 +16,16 @@ from pathlib import Path
 
 from advisor.errors import AdvisorError, ProfileError, UsageError
 from advisor.core.model import ModelProfile
+from advisor.sources.imported import Imported  # noqa: F401 (re-exported)
+from advisor.sources.user_models import USER_MODELS_ENV, user_models_dir, user_profile_files  # noqa: F401
 
 
-@dataclass(frozen=True)
-class Imported:
-    """A profile read from a file, with what the reader noticed along the way."""
-
-    profile: ModelProfile
-    warnings: tuple[str, ...]
-    weights: object = None  # a WeightsLayout when the file fixes the weights (GGUF), else None
-    quant: str = ""  # the file's weight type (GGUF), else ""
-
-
-USER_MODELS_ENV = "ADVISOR_USER_MODELS"  # another user-profile folder (tests, a shared team folder)
 CONFIG_JSON = "config.json"
 # Profile fields written to a user profile, in this order (the rest keep their defaults).
 _WRITTEN = ("id", "name", "layers", "hidden", "heads", "kv_heads", "head_dim", "intermediate", "vocab",
             "max_context", "attention", "tied_embeddings", "qkv_bias", "norms_per_layer", "sliding_window",
             "global_every", "kv_lora_rank", "q_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim",
             "experts", "experts_active", "shared_experts", "expert_intermediate", "dense_layers", "source")
-
-
-def user_models_dir() -> Path:
-    if os.environ.get(USER_MODELS_ENV):
-        return Path(os.environ[USER_MODELS_ENV])
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("advisor")) / "models"
 
 
 _OFFLINE = [False]  # the CLI's --offline (set_offline); HF_HUB_OFFLINE and ADVISOR_OFFLINE count too
@@ -316,10 +299,3 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def user_profile_files() -> list[Path]:
-    folder = user_models_dir()
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.name.endswith(".toml") and p.is_file())

@@ -286,7 +286,7 @@ def _read_models(root) -> dict:
 
 def _add_user_models(models: dict) -> tuple[str, ...]:
     """The user's profiles (advisor import) on top of the shipped ones; returns the shadowing notices."""
-    from advisor.sources.model_files import user_profile_files
+    from advisor.sources.user_models import user_profile_files
 
     shipped = set(models)
     notices = []
@@ -305,7 +305,7 @@ def _add_user_models(models: dict) -> tuple[str, ...]:
 @lru_cache(maxsize=1)
 def load_registry() -> Registry:
     """The shipped profiles plus the user's, loaded once per process (parsed once per change of the files)."""
-    from advisor.sources.model_files import user_profile_files
+    from advisor.sources.user_models import user_profile_files
     from advisor.sources.parsed_cache import cached
 
     root = _profiles_root()
