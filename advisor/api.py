@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -95,7 +96,9 @@ def _remember_default_layouts(profiles, default_quant: str, engine: str) -> None
     root = _profiles_root()
     from advisor.sources.user_models import user_profile_files
 
-    files = [root / "quants.toml", *root.joinpath("models").glob("*.toml"), *user_profile_files(),
+    models_dir = root.joinpath("models")
+    files = [root / "quants.toml", *(models_dir / f for f in os.listdir(models_dir) if f.endswith(".toml")),
+             *user_profile_files(),
              *(Path(mod.__file__) for mod in (advisor.core.tensors, advisor.core.formats, advisor.core.model))]
     key = "layouts-" + "-".join(sorted({q for _, q in wanted})).lower()
 

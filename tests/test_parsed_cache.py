@@ -72,3 +72,20 @@ def test_a_check_grid_served_from_cached_layouts_gives_the_same_answers(tmp_path
     fresh = subprocess.run(cmd, capture_output=True, text=True, env={**env, "ADVISOR_NO_CACHE": "1"}, timeout=120)
     assert first.returncode == second.returncode == fresh.returncode == 0
     assert json.loads(second.stdout) == json.loads(fresh.stdout) == json.loads(first.stdout)
+
+
+def test_the_user_folders_are_platformdirs_own_answers(monkeypatch, tmp_path):
+    """advisor.sources.dirs computes on Linux what platformdirs would say, without importing it."""
+    import platformdirs
+
+    from advisor.sources.dirs import user_dir
+
+    for env in ({}, {"XDG_DATA_HOME": str(tmp_path / "d"), "XDG_CACHE_HOME": str(tmp_path / "c"),
+                     "XDG_CONFIG_HOME": str(tmp_path / "f")}):
+        for var in ("XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME"):
+            monkeypatch.delenv(var, raising=False)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        assert user_dir("data") == __import__("pathlib").Path(platformdirs.user_data_dir("advisor"))
+        assert user_dir("cache") == __import__("pathlib").Path(platformdirs.user_cache_dir("advisor", appauthor=False))
+        assert user_dir("config") == __import__("pathlib").Path(platformdirs.user_config_dir("advisor"))

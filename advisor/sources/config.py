@@ -38,9 +38,9 @@ def env_name(key: str) -> str:
 def config_path() -> Path:
     if os.environ.get(CONFIG_ENV):
         return Path(os.environ[CONFIG_ENV])
-    from platformdirs import user_config_dir
+    from advisor.sources.dirs import user_dir
 
-    return Path(user_config_dir("advisor")) / CONFIG_FILE_NAME
+    return user_dir("config") / CONFIG_FILE_NAME
 
 
 def load_config(path: Path | None = None) -> dict:

@@ -30,10 +30,10 @@ def _signature(files) -> tuple:
 
 def _cache_dir() -> Path | None:
     try:
-        from platformdirs import user_cache_dir
+        from advisor.sources.dirs import user_dir
 
-        return Path(user_cache_dir("advisor", appauthor=False))
-    except Exception:
+        return user_dir("cache")
+    except Exception:  # no home directory to be had
         return None
 
 

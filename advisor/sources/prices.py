@@ -234,9 +234,9 @@ def parse_prices(texts: list[tuple[str, str]], user: tuple[str, str] | None = No
 
 
 def default_user_file() -> Path:
-    from platformdirs import user_config_dir
+    from advisor.sources.dirs import user_dir
 
-    return Path(user_config_dir("advisor")) / USER_FILE_NAME
+    return user_dir("config") / USER_FILE_NAME
 
 
 def load_prices(user_file: str | os.PathLike | None = None) -> PriceTables:

@@ -8,6 +8,7 @@ clear line. Data is found through the installed `advisor.data` package, so a whe
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -309,7 +310,9 @@ def load_registry() -> Registry:
     from advisor.sources.parsed_cache import cached
 
     root = _profiles_root()
-    files = [root / "quants.toml", *root.joinpath("models").glob("*.toml"), *user_profile_files()]
+    models_dir = root.joinpath("models")
+    files = [root / "quants.toml", *(models_dir / f for f in os.listdir(models_dir) if f.endswith(".toml")),
+             *user_profile_files()]
     return cached("registry", files, _build_registry)
 
 

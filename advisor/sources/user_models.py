@@ -11,9 +11,9 @@ USER_MODELS_ENV = "ADVISOR_USER_MODELS"  # another user-profile folder (tests, a
 def user_models_dir() -> Path:
     if os.environ.get(USER_MODELS_ENV):
         return Path(os.environ[USER_MODELS_ENV])
-    from platformdirs import user_data_dir
+    from advisor.sources.dirs import user_dir
 
-    return Path(user_data_dir("advisor")) / "models"
+    return user_dir("data") / "models"
 
 
 def user_profile_files() -> list[Path]:
