@@ -103,7 +103,7 @@ def _remember_default_layouts(profiles, default_quant: str, engine: str) -> None
     key = "layouts-" + "-".join(sorted({q for _, q in wanted})).lower()
 
     def build():
-        return {(m.id, q): _computed_layout(m, quants.recipe(q), quants) for m, q in wanted}
+        return {(m.id, q): _computed_layout(m, quants.recipe(q), quants).with_sums() for m, q in wanted}
 
     stored = cached(key, files, build)
     remember_layouts({(m, quants.recipe(q).name): stored[(m.id, q)] for m, q in wanted if (m.id, q) in stored})

@@ -184,10 +184,11 @@ class CacheLayout:
     v_type: str
     label: str
 
-    @property
+    @cached_property
     def bytes_per_token(self) -> int:
         """Growth per token of context once every window is full: the full-context layers."""
-        return sum(spec.bytes_per_token for spec in self.layers)
+        specs, counts = self._spans
+        return sum(spec.bytes_per_token * row[-1] for spec, row in zip(specs, counts))
 
     def layer_bytes(self, i: int, cells: int, sequences: int = 1, alloc: Allocation = NO_PADDING) -> int:
         return self.layers[i].bytes(cells, sequences, alloc)
@@ -225,11 +226,12 @@ class CacheLayout:
         return sum(spec.bytes(cells, sequences, alloc) for spec in self.layers)
 
     def split_bytes(self, cells: int, sequences: int = 1, alloc: Allocation = NO_PADDING) -> tuple[int, int]:
-        """(K bytes, V bytes) over every layer."""
+        """(K bytes, V bytes) over every layer (each distinct spec once, times the layers that use it)."""
         k = v = 0
-        for spec in self.layers:
+        specs, counts = self._spans
+        for spec, row in zip(specs, counts):
             dk, dv = spec.split_bytes(cells, sequences, alloc)
-            k, v = k + dk, v + dv
+            k, v = k + dk * row[-1], v + dv * row[-1]
         return k, v
 
     def rank_bytes(self, layers, cells: int, sequences: int, alloc: Allocation, tp: int) -> int:

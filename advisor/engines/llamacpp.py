@@ -244,24 +244,28 @@ class LlamaCpp(Engine):
     def _gpus_fit(uses) -> bool:
         return all(u.fits for u in uses if u.layers)
 
-    def _expert_uses(self, job: Job, cells: int, machine: Machine, cpu_experts: frozenset) -> list[DeviceUse]:
+    def _expert_uses(self, job: Job, cells: int, machine: Machine, cpu_experts: frozenset,
+                     all_layers: list[DeviceUse] | None = None) -> list[DeviceUse]:
         """Every layer on the GPUs but the routed experts of `cpu_experts` layers, which stay in RAM (llama.cpp
-        --n-cpu-moe / -ot exps=CPU): the GPU keeps attention, norms, router, shared experts and the whole cache."""
-        uses = self._gpu_uses(job, cells, machine, job.model.layers + 1)
+        --n-cpu-moe / -ot exps=CPU): the GPU keeps attention, norms, router, shared experts and the whole cache.
+        `all_layers`: `_gpu_uses` with every layer on the GPUs at these cells, when the caller has it already."""
+        uses = all_layers if all_layers is not None else self._gpu_uses(job, cells, machine, job.model.layers + 1)
         w, m = job.weights, job.model
+        held, read_of = w.expert_layer_bytes, w.expert_layer_active_bytes
         out = []
+        start = 0  # the first unit of this GPU: the units of the GPUs before it
         for u in uses:
             if not u.layers:
                 out.append(u)
                 continue
-            start = sum(x.layers for x in uses[:u.device_index])  # the units of the GPUs before this one
             stop = min(start + u.layers, m.layers)
             mine = [i for i in cpu_experts if start <= i < stop]
-            moved = sum(w.expert_layer_bytes[i] for i in mine)
-            read = w.active_span_bytes(start, stop) - sum(w.expert_layer_active_bytes[i] for i in mine)
+            moved = sum(held[i] for i in mine)
+            read = w.active_span_bytes(start, stop) - sum(read_of[i] for i in mine)
             if stop < start + u.layers:  # holds the output layer
                 read += w.output_active_bytes
             out.append(replace(u, weights_bytes=u.weights_bytes - moved, read_bytes=read))
+            start += u.layers
         return out
 
     def _expert_host(self, job: Job, cells: int, machine: Machine, cpu_experts: frozenset, gpu_uses) -> DeviceUse:
@@ -273,8 +277,9 @@ class LlamaCpp(Engine):
                          host_usable_bytes(machine, gpu_uses), host=True, device_index=HOST, stage=len(machine.gpus),
                          read_bytes=read, expert_layers=len(cpu_experts))
 
-    def _expert_placement(self, job: Job, cells: int, machine: Machine, cpu_experts: frozenset) -> Placement | None:
-        gpu_uses = self._expert_uses(job, cells, machine, cpu_experts)
+    def _expert_placement(self, job: Job, cells: int, machine: Machine, cpu_experts: frozenset,
+                          all_layers: list[DeviceUse] | None = None) -> Placement | None:
+        gpu_uses = self._expert_uses(job, cells, machine, cpu_experts, all_layers)
         if not self._gpus_fit(gpu_uses):
             return None
         host = self._expert_host(job, cells, machine, cpu_experts, gpu_uses)
@@ -290,16 +295,17 @@ class LlamaCpp(Engine):
         moe = [i for i in range(m.layers) if job.weights.expert_layer_bytes[i]]
         if not moe:
             return None
-        if self._expert_placement(job, cells, machine, frozenset(moe)) is None:
+        all_layers = self._gpu_uses(job, cells, machine, m.layers + 1)  # the same for every candidate
+        if not self._gpus_fit(self._expert_uses(job, cells, machine, frozenset(moe), all_layers)):
             return None
         lo, hi = 1, len(moe)  # the first k MoE layers' experts in RAM; k = len(moe) fits
         while lo < hi:
             mid = (lo + hi) // 2
-            if self._gpus_fit(self._expert_uses(job, cells, machine, frozenset(moe[:mid]))):
+            if self._gpus_fit(self._expert_uses(job, cells, machine, frozenset(moe[:mid]), all_layers)):
                 hi = mid
             else:
                 lo = mid + 1
-        return self._expert_placement(job, cells, machine, frozenset(moe[:lo]))
+        return self._expert_placement(job, cells, machine, frozenset(moe[:lo]), all_layers)
 
     def place(self, job: Job, deployment: Deployment, machine: Machine, context: int) -> Placement:
         m = job.model
