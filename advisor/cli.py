@@ -433,6 +433,11 @@ def _click_message(exc: click.ClickException) -> str:
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 
 
+class _ReaderLeft(Exception):
+    """A broken pipe while click prints (`advisor check --help | true`). click's main turns EPIPE into exit 1 even
+    outside standalone mode (click/core.py, Command.main); this is not an OSError, so it passes click untouched."""
+
+
 class _Group(click.Group):
     """Turns AdvisorError, click's usage errors and OS errors into one line on stderr and an exit code, never a
     traceback; feeds the config file's defaults to the subcommand (click then lets ADVISOR_* variables and options
@@ -450,11 +455,17 @@ class _Group(click.Group):
             _fail_line(_click_message(exc), exc.exit_code)
         except click.exceptions.Abort:
             _fail_line("aborted", 1)
-        except BrokenPipeError:
-            raise  # `run` exits quietly
+        except (BrokenPipeError, _ReaderLeft):
+            _reader_left()
         except OSError as exc:  # the last guard: a name too long, a permission, --help on a full disk: one line
             _os_failure(exc)
         sys.exit(code if isinstance(code, int) else 0)
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except BrokenPipeError as exc:  # `advisor --help | true`
+            raise _ReaderLeft() from exc
 
     def invoke(self, ctx):
         try:
@@ -467,6 +478,8 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except AdvisorError as error:
             _fail(error)
+        except BrokenPipeError as exc:  # a subcommand's --help into a closed pipe
+            raise _ReaderLeft() from exc
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

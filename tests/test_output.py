@@ -187,6 +187,13 @@ def test_process_reader_that_stops_early_is_not_an_error():
         assert p.returncode == 0 and p.stderr == "", (fmt, p.returncode, p.stderr)
 
 
+def test_process_help_into_a_closed_pipe_is_not_an_error():
+    """click prints --help itself and exits 1 on EPIPE (click/core.py, Command.main); advisor exits 0, silent."""
+    for command in ("advisor --help", "advisor check --help", "advisor plan --help"):
+        p = _sh(f"{command} | true")
+        assert p.returncode == 0 and p.stderr == "", (command, p.returncode, p.stderr)
+
+
 def test_process_csv_into_head():
     p = _sh('advisor check --gpu "RTX 4090" --format csv | head -3')
     assert p.returncode == 0, p.stderr
