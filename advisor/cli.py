@@ -141,7 +141,40 @@ def machine_options(f):
     ]
     for option in reversed(options):
         f = option(f)
+    return cpu_options(f)
+
+
+MAX_CPU_CORES = 4096  # advisor.detect.simulated.MAX_CPU_CORES (repeated so --help needs no import)
+GGML_MAX_N_THREADS = 512  # llama.cpp's most threads (ggml/include/ggml.h, commit 0c1e5709)
+
+
+def cpu_options(f):
+    """The CPU as the engine's threads use it: on every command that describes a machine (plan: every option)."""
+    options = [
+        click.option("--cpu-cores", type=click.IntRange(min=1, max=MAX_CPU_CORES), default=None, metavar="N",
+                     expose_value=False, callback=_keep,
+                     help="CPU cores (physical) the engine may use; with --cpu-isa, sets the CPU's compute ceiling."),
+        click.option("--threads", type=click.IntRange(min=1, max=GGML_MAX_N_THREADS), default=None, metavar="N",
+                     expose_value=False, callback=_keep,
+                     help="llama.cpp -t (default: llama.cpp's own, the physical cores)."),
+        click.option("--cpu-isa", type=TEXT, default=None, metavar="ISA", expose_value=False, callback=_keep,
+                     help="CPU instruction set for the per-core figures: avx512, avx2, neon "
+                          "(profiles/hardware/cpu_isa.toml; default: detected)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
     return f
+
+
+def _with_cpu(machine):
+    """The machine with --cpu-cores / --threads / --cpu-isa applied (advisor.detect.simulated.with_cpu)."""
+    meta = click.get_current_context().meta
+    cores, threads, isa = meta.get("cpu_cores"), meta.get("threads"), meta.get("cpu_isa")
+    if cores is None and threads is None and isa is None:
+        return machine
+    from advisor.detect.simulated import with_cpu
+
+    return with_cpu(machine, cores, threads, isa)
 
 
 def _keep(ctx, param, value):
@@ -350,7 +383,7 @@ def _machine(gpus, vram, bandwidth, ram, quiet: bool = False):
         notes = tuple(n for n in machine.notes if "read the same unified memory" not in n)
         machine = replace(machine, cpu_bandwidth_gb_s=ram_bw, cpu_bandwidth_measured=False,
                           notes=notes + (f"RAM bandwidth {ram_bw:g} GB/s: {ram_bw_source}",))
-    return machine
+    return _with_cpu(machine)
 
 
 def _today():
@@ -388,6 +421,30 @@ def _os_failure(exc: OSError):
     if exc.filename is None and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG):
         _output_lost(exc)
     _fail_line(_os_error(exc), 1)
+
+
+def _check_variable(commands: dict, key: str, value: str) -> None:
+    """An ADVISOR_* value through the type of the option it feeds, as the commands would take it: a bad one is one
+    line naming the variable, exit 2 (`advisor config` shows values, so it must not show one no command accepts)."""
+    from advisor.sources.config import env_name
+
+    param = next((p for c in commands.values() for p in c.params if p.name == key), None)
+    if param is None:
+        return
+    try:
+        param.type.convert(value, param, None)
+    except click.BadParameter as exc:
+        _fail_line(f"{env_name(key)}: {exc.message}", 2)
+    if key == "currency":
+        if not _is_currency_code(value):
+            _fail_line(f"{env_name(key)} must be a 3-letter code such as USD, EUR, CNY; got '{value}'", 2)
+    elif key == "region":
+        from advisor.sources.prices import load_prices
+
+        try:
+            load_prices(None).region(value)
+        except AdvisorError as exc:
+            _fail_line(f"{env_name(key)}: {exc}", 2)
 
 
 def _check_config(commands: dict, values: dict) -> None:
@@ -718,9 +775,14 @@ def _blame(ctx, name: str, text: str) -> AdvisorError:
     return _usage(f"--{name.replace('_', '-')} {text}")
 
 
+def _is_currency_code(currency: str) -> bool:
+    code = currency.strip()
+    return len(code) == 3 and code.isalpha()
+
+
 def _currency(currency: str, fx: float | None, ctx=None) -> tuple[str, float]:
     code = currency.strip().upper()
-    if not (len(code) == 3 and code.isalpha()):
+    if not _is_currency_code(code):
         raise _blame(ctx, "currency", f"must be a 3-letter code such as USD, EUR, CNY; got '{currency}'")
     if code == "USD":
         if ctx is not None and _source_rank(ctx, "fx") < _source_rank(ctx, "currency"):
@@ -914,6 +976,7 @@ DEFAULT_PLAN_REGION = "US"  # electricity when none is given and the currency is
 @click.option("--prices", "prices_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Your price file (TOML): API and rental prices overriding or adding entries.")
 @click.option("--plot", is_flag=True, help="Plot price against decode tokens/s (text).")
+@cpu_options
 @output_options
 @source_options
 def plan(model, context, min_tokens_per_s, concurrency, engine, max_gpus, budget, ram, kwh_price, region, currency, fx,
@@ -968,6 +1031,11 @@ def plan(model, context, min_tokens_per_s, concurrency, engine, max_gpus, budget
     subject = planner.Model(src.profile, src.weights, src.quant if src.weights is not None else "")
     buy, buy_notes = planner.purchase_options(load_catalog(), targets, rate)
     rent, rent_notes = planner.rental_options(tables.rentals, find_hardware, targets, rate)
+    if any(ctx.meta.get(k) is not None for k in ("cpu_cores", "threads", "cpu_isa")):  # the same CPU in every box
+        from dataclasses import replace
+
+        buy = [replace(o, machine=_with_cpu(o.machine)) for o in buy]
+        rent = [replace(o, machine=_with_cpu(o.machine)) for o in rent]
     tier = src.profile.tier
     apis = tables.tier_defaults(tier, _today()) if tier else []
     if not tier:
@@ -1072,6 +1140,8 @@ def config_command(fmt, as_json, quiet):
     rows = []
     for key, (_, what) in KEYS.items():
         env = os.environ.get(env_name(key))
+        if env:
+            _check_variable(click.get_current_context().parent.command.commands, key, env)
         value, source = (env, env_name(key)) if env else (values.get(key), "config file" if key in values else "")
         rows.append({"key": key, "value": value, "source": source, "meaning": what})
     table = Table(("key", "value", "source", "meaning"),

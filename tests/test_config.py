@@ -106,3 +106,38 @@ def test_config_command_shows_file_values_and_their_source(config):
     by_key = {s["key"]: s for s in d["settings"]}
     assert by_key["kwh_price"]["value"] == 0.25 and by_key["kwh_price"]["source"] == "config file"
     assert by_key["headroom"]["value"] == "3" and by_key["headroom"]["source"] == "ADVISOR_HEADROOM"
+
+
+@pytest.mark.parametrize("variable, value, words", [
+    ("ADVISOR_KWH_PRICE", "abc", "ADVISOR_KWH_PRICE: must be between 0"),
+    ("ADVISOR_KWH_PRICE", "-1", "ADVISOR_KWH_PRICE: must be between 0"),
+    ("ADVISOR_HEADROOM", "nan", "ADVISOR_HEADROOM: must be a finite number"),
+    ("ADVISOR_FX", "0", "ADVISOR_FX: must be a positive number"),
+    ("ADVISOR_CURRENCY", "EURO", "ADVISOR_CURRENCY must be a 3-letter code"),
+    ("ADVISOR_REGION", "XX", "ADVISOR_REGION: unknown region 'XX'"),
+])
+def test_advisor_config_refuses_a_variable_no_command_would_take(variable, value, words):
+    """`advisor config` shows the defaults in force; a value every command refuses is not one: one line, exit 2."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, variable: value}
+    p = subprocess.run([sys.executable, "-m", "advisor", "config"], capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert p.stdout == "" and p.stderr.strip().splitlines() == [p.stderr.strip()], p.stderr
+    assert p.stderr.startswith(f"advisor: error: {words}"), p.stderr
+
+
+def test_advisor_config_shows_good_variables():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ADVISOR_KWH_PRICE": "0.3", "ADVISOR_CURRENCY": "eur", "ADVISOR_REGION": "DE"}
+    p = subprocess.run([sys.executable, "-m", "advisor", "config", "--json"], capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    by_key = {s["key"]: s for s in json.loads(p.stdout)["settings"]}
+    assert by_key["region"]["value"] == "DE" and by_key["region"]["source"] == "ADVISOR_REGION"
