@@ -18,6 +18,7 @@ from advisor.sources.imported import Imported
 from advisor.core.hardware import Device, Machine
 from advisor.apps.estimate import estimate, kv_bytes_per_token, weights_bytes
 from advisor.core.memory import EngineSettings, Estimate, KVChoice
+from advisor.core.model import newest_families_first
 from advisor.sources.model_files import load_model
 from advisor.core.model import ModelProfile
 from advisor.sources.profiles import load_registry
@@ -129,7 +130,7 @@ def check_grid(machine: Machine, engine: EngineSettings, models=None, quants=("Q
         pool = [m for m in registry.models.values() if include_what_if or not m.what_if]
         current = [m for m in pool if m.is_current]
         if not all_models and current:  # today's models, newest families first as `advisor models` lists them
-            pool = sorted(current, key=lambda m: (m.family or m.id, m.params_reference))
+            pool = newest_families_first(current)
         chosen = [Imported(m, ()) for m in pool]
     for q in quants:
         registry.quants.recipe(q)

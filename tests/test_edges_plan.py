@@ -330,6 +330,19 @@ def test_cells_break_at_spaces_or_after_hyphens_not_inside_words():
     assert cells == ["DeepSeek-", "unbreakable-", "LLM-67B", "wordpiece"], out
 
 
+def test_a_hyphen_after_a_digit_is_a_break_too():
+    """textwrap breaks a hyphen only between letters: "qwen3.5-122b-a10b" came out as "qwen3.5-122" / "b-a10b"."""
+    from advisor.present.output import Table, fit_table, wrap_cell
+
+    assert wrap_cell("qwen3.5-122b-a10b", 11) == "qwen3.5-\n122b-a10b"
+    assert wrap_cell("GPU+RAM (experts)", 9) == "GPU+RAM\n(experts)"
+    assert wrap_cell("abcdefghij", 4) == "abcd\nefgh\nij"  # a piece wider than the line: cut, nothing lost
+    rows = tuple((f"qwen3.5-{n}b-a10b", "x" * 20) for n in (122, 397))
+    out = fit_table(Table(("model", "note"), rows, wrap=(0,)), width=33)
+    cells = [line.split("  ")[0].strip() for line in out.splitlines()[2:]]
+    assert cells == ["qwen3.5-", "122b-a10b", "qwen3.5-", "397b-a10b"], out
+
+
 def test_plot_axes_read_as_numbers():
     from advisor.present.plot import Line, line_plot, readable
 

@@ -162,3 +162,20 @@ class ModelProfile:
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def newest_families_first(models, size=lambda m: m.params_reference) -> list:
+    """Models by family, the family with the newest release first (undated last), then by `size` within a family:
+    the order `advisor models` lists them in and `advisor check` reports them in."""
+    models = list(models)
+    newest: dict[str, str] = {}
+    for m in models:
+        fam = m.family or m.architecture
+        newest[fam] = max(newest.get(fam, ""), m.release_date)
+
+    def key(m):
+        fam = m.family or m.architecture
+        date = newest[fam]
+        return (tuple(-ord(c) for c in date) if date else (1,)), fam, size(m), m.id
+
+    return sorted(models, key=key)

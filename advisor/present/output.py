@@ -120,21 +120,49 @@ def fit_table(table: Table, width: int = TERMINAL_WIDTH, colour: bool = False) -
                 break
             limits[widest] -= 1
             excess -= 1
+    # wrapped here, not by tabulate: its textwrap breaks a hyphen only between two letters, so "qwen3.5-122b-a10b"
+    # came out as "qwen3.5-122" / "b-a10b"
+    for r in rows:
+        for i, (lim, w) in enumerate(zip(limits, widths)):
+            if lim < w:
+                r[i] = wrap_cell(r[i], lim)
     if colour and table.status_column is not None:
         import click
 
         for r in rows:
-            tint = STATUS_COLOURS.get(r[table.status_column])
-            if tint:
-                r[table.status_column] = click.style(r[table.status_column], fg=tint)
+            tint = STATUS_COLOURS.get(r[table.status_column].replace("\n", " "))
+            if tint:  # line by line, so that a wrapped cell's colour does not run into the next column
+                r[table.status_column] = "\n".join(click.style(line, fg=tint)
+                                                    for line in r[table.status_column].split("\n"))
     saved = tabulate_module.MIN_PADDING
     tabulate_module.MIN_PADDING = 0
     try:
-        return tabulate_module.tabulate(
-            rows, headers=headers, tablefmt="simple", disable_numparse=True,
-            maxcolwidths=[lim if lim < w else None for lim, w in zip(limits, widths)])
+        return tabulate_module.tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
     finally:
         tabulate_module.MIN_PADDING = saved
+
+
+def wrap_cell(text: str, width: int) -> str:
+    """`text` in lines of at most `width` characters, broken at spaces, then after hyphens ("DeepSeek-" /
+    "LLM-67B"), and inside a piece only when the piece alone is wider than the line."""
+    out = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split():
+            pieces = WORD_PIECES.findall(word)
+            for n, piece in enumerate(pieces):
+                joiner = " " if n == 0 and line else ""
+                if len(line) + len(joiner) + len(piece) <= width:
+                    line += joiner + piece
+                    continue
+                if line:
+                    out.append(line)
+                while len(piece) > width:
+                    out.append(piece[:width])
+                    piece = piece[width:]
+                line = piece
+        out.append(line)
+    return "\n".join(out)
 
 
 def wrap_lines(lines, width: int = TERMINAL_WIDTH) -> list[str]:

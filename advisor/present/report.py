@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from advisor.core.hardware import Machine
 from advisor.core.memory import Estimate
+from advisor.core.model import newest_families_first
 from advisor.present.output import Document, Table, scalars, to_json  # noqa: F401 (to_json re-exported)
 from advisor.core.units import GIB, fmt_gib, fmt_mib, fmt_tokens
 
@@ -201,12 +202,7 @@ def models_document(models, user_dir: str, user_only: bool = False) -> Document:
         return " *" if m.what_if else " +" if not m.origin.startswith("profiles/") else ""
 
     sizes = {m.id: _params(m) for m in models}
-    newest: dict[str, str] = {}
-    for m in models:
-        fam = m.family or m.architecture
-        newest[fam] = max(newest.get(fam, ""), m.release_date)
-    order = sorted(models, key=lambda m: (_desc(newest[m.family or m.architecture]), m.family or m.architecture,
-                                          sizes[m.id], m.id))
+    order = newest_families_first(models, size=lambda m: sizes[m.id])
     rows, last = [], None
     for m in order:
         fam = m.family or m.architecture
@@ -227,11 +223,6 @@ def models_document(models, user_dir: str, user_only: bool = False) -> Document:
                     records=tuple(scalars(d) for d in data),
                     table=Table(("model", "params", "cache", "ctx", "native", "released"), tuple(rows),
                                 wrap=(0, 2)) if models else None, tail=tuple(tail))
-
-
-def _desc(date: str) -> tuple:
-    """Sorts newer dates first (and undated last)."""
-    return tuple(-ord(c) for c in date) if date else (1,)
 
 
 # ------------------------------------------------------------------ validation (bench/validate.py)
