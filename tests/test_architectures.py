@@ -58,6 +58,13 @@ OFFICIAL_PARAMS = {
     "qwen3-vl-30b-a3b.json": 30.5e9,  # the language model; the vision tower is not counted
     "smollm3-3b.RECON.json": 3.08e9,
     "llama-4-scout.TRIMMED.json": 109e9,  # with its vision tower (~0.9B), which is not counted
+    # Qwen3.5 (the repo names; 397B total / 17B active in the release notes): the vision tower (~0.4B) and the MTP
+    # layer are not counted
+    "qwen3.5-9b.json": 9e9,
+    "qwen3.5-27b.json": 27e9,
+    "qwen3.5-35b-a3b.json": 35e9,
+    "qwen3.5-122b-a10b.json": 122e9,
+    "qwen3.5-397b-a17b.json": 397e9,
 }
 TOLERANCE = 0.02
 # Kimi K2's card says "1T"; the checkpoint holds 1.03T (safetensors), within 1% of what the import computes
@@ -333,3 +340,68 @@ def test_gpt_oss_120b_profile_defaults_to_mxfp4_within_3_percent_of_the_checkpoi
     r = CliRunner().invoke(main, ["fit", "gpt-oss-120b", "--context", "8192", "--json"])
     d = json.loads(r.stdout)
     assert d["quant"] == "MXFP4" and abs(d["weights_bytes"] / (60.8 * GIB) - 1) < 0.03
+
+
+# ---------------------------------------------------------------- Jamba, Falcon-H1, Nemotron-3 (Mamba hybrids)
+
+# ai21labs/AI21-Jamba-1.5-Mini config.json as quoted by sdpython/experimental-experiment
+# experimental_experiment/torch_models/llm_model_helper.py @ 04097e30 (get_ai21_jamba_15_mini; that file sets
+# use_mamba_kernels false, which changes no size). No verbatim copy of the file was found (see SOURCES.md).
+JAMBA_15_MINI = {
+    "architectures": ["JambaForCausalLM"], "attention_dropout": 0.0, "attn_layer_offset": 4, "attn_layer_period": 8,
+    "bos_token_id": 1, "eos_token_id": [2, 518], "expert_layer_offset": 1, "expert_layer_period": 2,
+    "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.02, "intermediate_size": 14336,
+    "mamba_conv_bias": True, "mamba_d_conv": 4, "mamba_d_state": 16, "mamba_dt_rank": 256, "mamba_expand": 2,
+    "mamba_proj_bias": False, "max_position_embeddings": 262144, "model_type": "jamba", "num_attention_heads": 32,
+    "num_experts": 16, "num_experts_per_tok": 2, "num_hidden_layers": 32, "num_key_value_heads": 8,
+    "num_logits_to_keep": 1, "output_router_logits": False, "pad_token_id": 0, "rms_norm_eps": 1e-06,
+    "router_aux_loss_coef": 0.001, "sliding_window": None, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+    "transformers_version": "4.40.2", "use_cache": True, "use_mamba_kernels": False, "vocab_size": 65536,
+}
+# AI21's Jamba 1.5 announcement / model card: Jamba 1.5 Mini has 52B total and 12B active parameters
+JAMBA_15_MINI_PARAMS, JAMBA_15_MINI_ACTIVE = 52e9, 12e9
+
+
+def test_jamba_attention_every_eighth_layer_moe_every_second_and_a_mamba_state():
+    """attn_layer_period 8, offset 4: layers 4, 12, 20, 28 attend: 4 x 8 KV heads x 128 x (K, V) x 2 bytes = 16,384
+    bytes per token. The 28 Mamba layers keep, per sequence, f32: conv (4 - 1) x (d_inner 2 x 4096 + 2 x 1 group x
+    d_state 16) = 24,672 values and the SSM state 8192 x 16 = 131,072: 28 x 155,744 x 4 = 17,443,328 bytes
+    (llama.cpp's Mamba1 state leaves out the 2 x 16 B/C conv channels: 17,432,576, 0.06 % less). MoE on layers
+    1, 3, ... (expert_layer_offset 1, period 2): 16 experts, 2 active."""
+    m = imported("jamba", copy.deepcopy(JAMBA_15_MINI)).profile
+    assert [i for i, c in enumerate(m.layer_pattern) if c == "A"] == [4, 12, 20, 28]
+    assert [i for i in range(m.layers) if m.is_moe_layer(i)] == list(range(1, 32, 2))
+    assert (m.experts, m.experts_active, m.mamba_heads * m.mamba_head_dim, m.mamba_state) == (16, 2, 8192, 16)
+    d = fit_cfg(JAMBA_15_MINI, "--quant", "BF16", "--context", "32768")
+    assert d["kv_bytes_per_token"] == 16_384
+    assert d["kv_bytes"] == 16_384 * 32_768 + 17_443_328
+    assert abs(d["params"] / JAMBA_15_MINI_PARAMS - 1) <= TOLERANCE, d["params"] / 1e9
+    assert abs(d["active_weights_bytes"] / 2 / JAMBA_15_MINI_ACTIVE - 1) <= 0.05, d["active_weights_bytes"] / 2e9
+    assert not d["upper_bound"]
+
+
+def test_jamba_moe_layers_it_cannot_place_are_refused():
+    cfg = dict(JAMBA_15_MINI, expert_layer_offset=0)  # MoE on layers 0, 2, ...: not (i + 1) % period == 0
+    with pytest.raises(ProfileError, match="expert_layer_offset"):
+        imported("jamba", cfg)
+
+
+def test_falcon_h1_is_refused_with_the_reason():
+    """Falcon-H1 runs attention and Mamba2 side by side in every layer: one layer would need both a KV row per token
+    and a state per sequence, and both mixers' weights; the layer model has one mixer per layer. The keys are those
+    of tiiuae/Falcon-H1 configs (no real file was found to vendor; the refusal depends only on model_type)."""
+    cfg = {"model_type": "falcon_h1", "hidden_size": 1024, "num_hidden_layers": 4, "num_attention_heads": 8,
+           "num_key_value_heads": 2, "head_dim": 128, "intermediate_size": 2048, "vocab_size": 32768,
+           "max_position_embeddings": 16384, "mamba_d_ssm": 1536, "mamba_n_heads": 24, "mamba_d_head": 64,
+           "mamba_n_groups": 1, "mamba_d_state": 128, "mamba_d_conv": 4}
+    with pytest.raises(ProfileError, match="in parallel in every layer"):
+        imported("falcon", cfg)
+    r = CliRunner().invoke(main, ["fit", str(write_tmp(cfg))])
+    assert r.exit_code == 1 and "falcon_h1" in r.output and "one mixer" in r.output
+
+
+def test_nemotron_3_nano_moe_layers_are_refused_not_miscounted():
+    """The real NVIDIA-Nemotron-3-Nano-30B-A3B config: hybrid_override_pattern with E (MoE) layers whose experts are
+    ungated (relu2: up + down). Read as gated experts they would be 1.5x too large, so the import refuses."""
+    with pytest.raises(ProfileError, match="MoE layers"):
+        imported("nemotron-3-nano-30b-a3b.json")

@@ -1,5 +1,5 @@
 """The 2025-2026 model profiles (profiles/models: gpt-oss, qwen3*, gemma-3, llama-3.2-3.3, deepseek-v3.x,
-deepseek-r1-distill-*, kimi-k2, glm-4.5, minimax-m2, mistral-small-3, phi-4, smollm3): provenance, aliases,
+deepseek-r1-distill-*, kimi-k2, glm-4.5, minimax-m2, mistral-small-3, phi-4, smollm3, qwen3.5): provenance, aliases,
 parameter counts against the official ones, and hand computations through `advisor fit --json`."""
 
 import dataclasses
@@ -35,10 +35,13 @@ NEW_PROFILES = {
     "mistral-small-3.toml": ["mistral-small-3.2-24b", "devstral-small", "devstral-small-2", "magistral-small"],
     "phi-4.toml": ["phi-4", "phi-4-mini"],
     "smollm3.toml": ["smollm3-3b"],
+    "qwen3.5.toml": ["qwen3.5-9b", "qwen3.5-27b", "qwen3.5-35b-a3b", "qwen3.5-122b-a10b", "qwen3.5-397b-a17b"],
 }
 NEW_IDS = [i for ids in NEW_PROFILES.values() for i in ids]
 TIERS = ("gpt-4", "llama-3-70b", "gpt-3.5")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# tensors a BF16 GGUF keeps in f32 (convert_hf_to_gguf / llama-quantize leave 1-D, conv and router tensors alone)
+F32_TENSORS = re.compile(r"(norm(_\d+)?|\.bias|ssm_a|ssm_d|ssm_conv1d|shortconv\.conv|ffn_gate_inp)$")
 CONFIGS = DATA / "configs"
 CONFIGS_2026 = DATA / "configs2026"
 
@@ -110,8 +113,17 @@ def test_weights_in_their_native_format_have_the_bits_the_format_implies(model_i
     tensors = tensor_list(m, registry.quants.recipe(m.native_quant), registry.quants)
     stored = sum(t.nbytes for t in tensors if not t.name.startswith("output (tied"))
     bits = 8 * stored / params(m, registry)
-    low, high = {"BF16": (16.0, 16.01), "FP8": (8.0, 8.6), "FP8-BLOCK": (8.0, 8.6),
-                 "MXFP4": (4.25, 5.5)}[m.native_quant]
+    if m.native_quant == "BF16":
+        # exact: 2 bytes a weight, 4 for the tensors llama.cpp keeps in f32 (1-D norms, biases, SSM vectors, convs,
+        # MoE routers) and only those. A band of 16.0-16.01 held until Qwen3.5-35B-A3B, whose 40 f32 routers of
+        # 2048 x 256 (21M of 34.7B weights) add 0.0102 bits a weight.
+        f32 = [t for t in tensors if t.type == "f32"]
+        assert all(F32_TENSORS.search(t.name) for t in f32), [t.name for t in f32 if not F32_TENSORS.search(t.name)]
+        assert {t.type for t in tensors} <= {"bf16", "f32"}
+        assert stored == 2 * params(m, registry) + 2 * sum(t.elements for t in f32)
+        assert bits >= 16.0
+        return
+    low, high = {"FP8": (8.0, 8.6), "FP8-BLOCK": (8.0, 8.6), "MXFP4": (4.25, 5.5)}[m.native_quant]
     assert low <= bits <= high
 
 
@@ -214,9 +226,39 @@ def test_gpt_oss_120b_active_parameters_are_the_cards_5_13b(registry):
     ("deepseek-v3.2", 61 * (512 + 64 + 128) * 2, "the latent plus the indexer's 128-value key"),
     ("glm-4.5", 92 * 8 * 128 * 2 * 2, "92 layers x 8 KV heads x 128 x 2 x 2"),
     ("minimax-m2", 62 * 8 * 128 * 2 * 2, "62 layers x 8 KV heads x 128 x 2 x 2"),
+    # Qwen3.5: only the full_attention layers (every 4th of layer_types) grow; the Gated DeltaNet ones keep a state
+    ("qwen3.5-9b", 8 * 4 * 256 * 2 * 2, "8 full layers of 32 x 4 KV heads x 256 x (K, V) x 2 bytes = 32,768"),
+    ("qwen3.5-27b", 16 * 4 * 256 * 2 * 2, "16 full layers of 64 x 4 KV heads x 256 x 2 x 2 = 65,536"),
+    ("qwen3.5-35b-a3b", 10 * 2 * 256 * 2 * 2, "10 full layers of 40 x 2 KV heads x 256 x 2 x 2 = 20,480"),
+    ("qwen3.5-122b-a10b", 12 * 2 * 256 * 2 * 2, "12 full layers of 48 x 2 KV heads x 256 x 2 x 2 = 24,576"),
+    ("qwen3.5-397b-a17b", 15 * 2 * 256 * 2 * 2, "15 full layers of 60 x 2 KV heads x 256 x 2 x 2 = 30,720"),
 ])
 def test_kv_bytes_per_token_by_hand(model_id, per_token, why):
     assert fit_json(model_id, "--context", "4096")["kv_bytes_per_token"] == per_token, why
+
+
+@pytest.mark.parametrize("model_id, deltanet_layers, state_bytes, why", [
+    # per DeltaNet layer and sequence, f32 (llama.cpp): conv (4 - 1) x (2 x 16 key heads x 128 + V value heads x 128)
+    # + delta-rule state V x 128 x 128
+    ("qwen3.5-9b", 24, 24 * (3 * (4096 + 32 * 128) + 32 * 128 * 128) * 4, "24 x 548,864 x 4 = 52,690,944"),
+    ("qwen3.5-27b", 48, 48 * (3 * (4096 + 48 * 128) + 48 * 128 * 128) * 4, "48 x 817,152 x 4 = 156,893,184"),
+    ("qwen3.5-35b-a3b", 30, 30 * (3 * (4096 + 32 * 128) + 32 * 128 * 128) * 4, "30 x 548,864 x 4 = 65,863,680"),
+    ("qwen3.5-122b-a10b", 36, 36 * (3 * (4096 + 64 * 128) + 64 * 128 * 128) * 4, "36 x 1,085,440 x 4 = 156,303,360"),
+    ("qwen3.5-397b-a17b", 45, 45 * (3 * (4096 + 64 * 128) + 64 * 128 * 128) * 4, "45 x 1,085,440 x 4 = 195,379,200"),
+])
+def test_qwen35_keeps_a_deltanet_state_per_sequence_by_hand(model_id, deltanet_layers, state_bytes, why, registry):
+    """The cache at 32K = the full layers' rows x 32768 + one fixed state per sequence (two with --parallel 2)."""
+    assert registry.model(model_id).layer_pattern.count("L") == deltanet_layers
+    d = fit_json(model_id, "--context", "32768")
+    assert d["kv_bytes"] - d["kv_bytes_per_token"] * 32768 == state_bytes, why
+    d2 = fit_json(model_id, "--context", "32768", "--parallel", "2")
+    assert d2["kv_bytes"] - d2["kv_bytes_per_token"] * 32768 == 2 * state_bytes
+
+
+def test_qwen35_release_order(registry):
+    """The 397B flagship first (2026-02-16), the medium series after it, the small series (9B) last (2026-03-02)."""
+    d = {i: registry.model(i).release_date for i in NEW_PROFILES["qwen3.5.toml"]}
+    assert d["qwen3.5-397b-a17b"] < d["qwen3.5-27b"] == d["qwen3.5-35b-a3b"] == d["qwen3.5-122b-a10b"] < d["qwen3.5-9b"]
 
 
 def test_gpt_oss_full_layers_are_the_odd_ones_as_in_its_config(registry):
@@ -283,6 +325,11 @@ FROM_CONFIG = {
     "phi-4": (CONFIGS_2026 / "phi-4.json", {}),
     "smollm3-3b": (CONFIGS_2026 / "smollm3-3b.RECON.json", {}),
     "deepseek-r1-distill-qwen-32b": (CONFIGS_2026 / "deepseek-r1-distill-qwen-32b.RECON.json", {}),
+    "qwen3.5-9b": (CONFIGS_2026 / "qwen3.5-9b.json", {}),
+    "qwen3.5-27b": (CONFIGS_2026 / "qwen3.5-27b.json", {}),
+    "qwen3.5-35b-a3b": (CONFIGS_2026 / "qwen3.5-35b-a3b.json", {}),
+    "qwen3.5-122b-a10b": (CONFIGS_2026 / "qwen3.5-122b-a10b.json", {}),
+    "qwen3.5-397b-a17b": (CONFIGS_2026 / "qwen3.5-397b-a17b.json", {}),
 }
 
 

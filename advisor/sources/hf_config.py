@@ -274,6 +274,7 @@ def _qwen3_next(f, layers, fields, warnings) -> dict:
 
 
 NEMOTRON_PATTERN = {"M": "M", "*": "A", "-": "F"}  # hybrid_override_pattern: Mamba2, attention, MLP
+NEMOTRON_MOE = "E"  # Nemotron-3's MoE layer (transformers NemotronHConfig: "E" -> "moe")
 
 
 def _nemotron_h(f, layers, fields, warnings) -> dict:
@@ -282,6 +283,10 @@ def _nemotron_h(f, layers, fields, warnings) -> dict:
     if not isinstance(raw, str) or len(raw) != layers:
         _fail(f.where, "hybrid_override_pattern", f"must have one character per layer ({layers})")
     unknown = sorted(set(raw) - set(NEMOTRON_PATTERN))
+    if NEMOTRON_MOE in unknown:
+        _fail(f.where, "hybrid_override_pattern", f"has MoE layers ({NEMOTRON_MOE}: Nemotron-3), which advisor does not "
+              "model yet: their routed and shared experts are up + down projections with squared ReLU and no gate, "
+              "and advisor's expert tensors are gated (three matrices), which would overstate them by half")
     if unknown:
         _fail(f.where, "hybrid_override_pattern", f"has layer kinds advisor does not model: {''.join(unknown)}")
     out = dict(layer_pattern="".join(NEMOTRON_PATTERN[c] for c in raw), block_ffn=False,
@@ -365,6 +370,50 @@ def _gemma3n(f, layers, fields, warnings) -> dict:
     return out
 
 
+def _jamba(f, layers, fields, warnings) -> dict:
+    """Jamba: Mamba (v1) layers with an attention layer where i % attn_layer_period == attn_layer_offset, and MoE
+    layers where i % expert_layer_period == expert_layer_offset (transformers JambaConfig.layers_block_type and
+    layers_num_experts). A Mamba1 mixer is read as the M kind with one group: its state is d_inner x d_state per
+    sequence as in llama.cpp, and the conv keeps d_conv - 1 inputs of d_inner channels plus 2 x d_state (B and C,
+    which Mamba1 computes from x instead of convolving: +0.06 % of the state for Jamba 1.5); the low-rank dt path
+    (x_proj, dt_proj) is counted as dt_rank heads of the input projection."""
+    period = f.int("attn_layer_period")
+    offset = f.int("attn_layer_offset", minimum=0)
+    if offset >= period:
+        _fail(f.where, "attn_layer_offset", f"must be smaller than attn_layer_period ({period})")
+    out = dict(layer_pattern="".join("A" if i % period == offset else "M" for i in range(layers)))
+    if fields.get("experts"):
+        every = f.int("expert_layer_period")
+        first = f.int("expert_layer_offset", minimum=0)
+        if every > 1 and first != every - 1:  # advisor's MoE layers: (i + 1) % moe_every == 0
+            _fail(f.where, "expert_layer_offset", f"{first} with expert_layer_period {every} is not modelled (MoE "
+                  f"layers are read as layers {every - 1}, {2 * every - 1}, ...)")
+        out["moe_every"] = every
+    d_inner = f.int("mamba_expand") * fields["hidden"]
+    dt_rank = f.get("mamba_dt_rank")
+    dt_rank = -(-fields["hidden"] // JAMBA_DT_RANK_DIVISOR) if dt_rank == "auto" else f.int("mamba_dt_rank")
+    if d_inner % dt_rank:
+        _fail(f.where, "mamba_dt_rank", f"must divide the Mamba inner size {d_inner}")
+    out.update(mamba_heads=dt_rank, mamba_head_dim=d_inner // dt_rank, mamba_state=f.int("mamba_d_state"),
+               mamba_groups=MAMBA1_GROUPS, mamba_conv_kernel=f.int("mamba_d_conv"))
+    warnings.append("Mamba (v1) layers read as Mamba2 with one group: the recurrent state is within 0.1 % (B and C "
+                    "counted in the conv state), the weights within 0.3 % (x_proj and dt_proj as dt_rank heads)")
+    return out
+
+
+# transformers JambaConfig: mamba_dt_rank "auto" = ceil(hidden_size / 16)
+JAMBA_DT_RANK_DIVISOR = 16
+MAMBA1_GROUPS = 1  # a Mamba1 mixer has one B and one C for all channels: Mamba2's n_groups = 1
+
+
+def _falcon_h1(f, layers, fields, warnings) -> dict:
+    """Falcon-H1 runs attention and a Mamba2 mixer side by side in every layer: refused (see the message)."""
+    raise ProfileError(
+        f"{f.where}: model_type 'falcon_h1' runs attention and a Mamba2 mixer in parallel in every layer, so each "
+        "layer keeps both a KV cache and a recurrent state and holds both mixers' weights; advisor's layers have one "
+        "mixer each (layer_pattern: A or M), so reading it would count only one half. Refusing rather than guessing")
+
+
 # Llama 4 text model: `use_rope = (layer_idx + 1) % 4 != 0` when no_rope_layers is not given
 # (transformers models/llama4/modeling_llama4.py Llama4TextAttention; llama.cpp n_no_rope_layer_step = 4).
 LLAMA4_NOPE_EVERY = 4
@@ -375,6 +424,7 @@ HYBRID_READERS = {
     "lfm2": _lfm2, "lfm2_moe": _lfm2,
     "llama4": _llama4, "llama4_text": _llama4,
     "gemma3n": _gemma3n, "gemma3n_text": _gemma3n,
+    "jamba": _jamba, "falcon_h1": _falcon_h1,
 }
 # the MEMORY_KEYS each reader consumes
 HANDLED_KEYS = {
@@ -384,6 +434,7 @@ HANDLED_KEYS = {
     "_lfm2": {"conv_L_cache", "full_attn_idxs"},
     "_llama4": {"attention_chunk_size"},
     "_gemma3n": {"num_kv_shared_layers", "hidden_size_per_layer_input"},
+    "_jamba": {"attn_layer_period", "expert_layer_period", "mamba_d_state"},
 }
 
 
