@@ -49,6 +49,7 @@ OFFICIAL_PARAMS = {
     "minimax-m2.5.json": 230e9,
     "mistral-small-3.2-24b.RECON.json": 24e9,
     "nemotron-h-56b.json": 56e9,
+    "nemotron-3-nano-30b-a3b.json": 31.6e9,
     "phi-4.json": 14.7e9,
     "qwen3-235b-a22b.json": 235e9,
     "qwen3-30b-a3b.json": 30.5e9,
@@ -400,8 +401,17 @@ def test_falcon_h1_is_refused_with_the_reason():
     assert r.exit_code == 1 and "falcon_h1" in r.output and "one mixer" in r.output
 
 
-def test_nemotron_3_nano_moe_layers_are_refused_not_miscounted():
+def test_nemotron_3_nano_moe_layers_have_ungated_experts():
     """The real NVIDIA-Nemotron-3-Nano-30B-A3B config: hybrid_override_pattern with E (MoE) layers whose experts are
-    ungated (relu2: up + down). Read as gated experts they would be 1.5x too large, so the import refuses."""
-    with pytest.raises(ProfileError, match="MoE layers"):
-        imported("nemotron-3-nano-30b-a3b.json")
+    ungated (relu2: up + down). Read as gated experts they would be 1.5x too large (~42 B instead of 31.6 B); the
+    shared expert is 3712 wide = 2 experts of 1856."""
+    m = imported("nemotron-3-nano-30b-a3b.json").profile
+    assert (m.experts, m.experts_active, m.shared_experts, m.ffn_gated) == (128, 6, 2, False)
+    assert m.layer_pattern.count("F") == 23 and m.layer_pattern.count("A") == 6
+
+
+def test_a_nemotron_pattern_mixing_dense_and_moe_layers_is_refused():
+    cfg = load("nemotron-3-nano-30b-a3b.json")
+    cfg["hybrid_override_pattern"] = cfg["hybrid_override_pattern"].replace("E", "-", 1)
+    with pytest.raises(ProfileError, match="mixes dense MLP"):
+        imported("mixed", cfg)

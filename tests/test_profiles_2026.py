@@ -36,6 +36,7 @@ NEW_PROFILES = {
     "phi-4.toml": ["phi-4", "phi-4-mini"],
     "smollm3.toml": ["smollm3-3b"],
     "qwen3.5.toml": ["qwen3.5-9b", "qwen3.5-27b", "qwen3.5-35b-a3b", "qwen3.5-122b-a10b", "qwen3.5-397b-a17b"],
+    "nemotron-h.toml": ["nemotron-h-56b", "nemotron-3-nano-30b-a3b"],
 }
 NEW_IDS = [i for ids in NEW_PROFILES.values() for i in ids]
 TIERS = ("gpt-4", "llama-3-70b", "gpt-3.5")
@@ -232,6 +233,8 @@ def test_gpt_oss_120b_active_parameters_are_the_cards_5_13b(registry):
     ("qwen3.5-35b-a3b", 10 * 2 * 256 * 2 * 2, "10 full layers of 40 x 2 KV heads x 256 x 2 x 2 = 20,480"),
     ("qwen3.5-122b-a10b", 12 * 2 * 256 * 2 * 2, "12 full layers of 48 x 2 KV heads x 256 x 2 x 2 = 24,576"),
     ("qwen3.5-397b-a17b", 15 * 2 * 256 * 2 * 2, "15 full layers of 60 x 2 KV heads x 256 x 2 x 2 = 30,720"),
+    # Nemotron-3-Nano: 6 attention layers (*) of 52; the 23 Mamba2 layers keep a state, the 23 MoE layers nothing
+    ("nemotron-3-nano-30b-a3b", 6 * 2 * 128 * 2 * 2, "6 attention layers x 2 KV heads x 128 x (K, V) x 2 = 6,144"),
 ])
 def test_kv_bytes_per_token_by_hand(model_id, per_token, why):
     assert fit_json(model_id, "--context", "4096")["kv_bytes_per_token"] == per_token, why
@@ -253,6 +256,23 @@ def test_qwen35_keeps_a_deltanet_state_per_sequence_by_hand(model_id, deltanet_l
     assert d["kv_bytes"] - d["kv_bytes_per_token"] * 32768 == state_bytes, why
     d2 = fit_json(model_id, "--context", "32768", "--parallel", "2")
     assert d2["kv_bytes"] - d2["kv_bytes_per_token"] * 32768 == 2 * state_bytes
+
+
+def test_nemotron_3_nano_by_hand(registry):
+    """31.6 B parameters (NVIDIA's release text): the experts are up + down only (squared ReLU, no gate), so each of
+    the 23 MoE layers holds 128 x 2 x 2688 x 1856 routed weights plus a shared expert of 2 x 2688 x 3712; a gated
+    count would be ~11 B higher. The Mamba2 state per layer and sequence, f32: conv (4 - 1) x (64 x 64 + 2 x 8 x
+    128) + SSM 64 x 64 x 128 = 18,432 + 524,288 = 542,720 values x 4 bytes = 2,170,880; 23 layers: 49,930,240."""
+    m = registry.model("nemotron-3-nano-30b-a3b")
+    assert (m.layer_pattern.count("M"), m.layer_pattern.count("F"), m.layer_pattern.count("A")) == (23, 23, 6)
+    routed = 23 * 128 * 2 * 2688 * 1856
+    assert params(m, registry) == pytest.approx(31.6e9, rel=0.005) and params(m, registry) > routed
+    d = fit_json("nemotron-3-nano-30b-a3b", "--context", "32768")
+    assert d["kv_bytes"] - d["kv_bytes_per_token"] * 32768 == 23 * 542_720 * 4
+    # llama.cpp's nemotron_h_moe tensors: no ffn_gate_exps / ffn_gate_shexp at all
+    names = {t.name.split(".")[-1] for t in tensor_list(m, registry.quants.recipe("BF16"), registry.quants)}
+    assert {"ffn_up_exps", "ffn_down_exps", "ffn_up_shexp", "ffn_down_shexp"} <= names
+    assert not names & {"ffn_gate_exps", "ffn_gate_shexp"}
 
 
 def test_qwen35_release_order(registry):
@@ -330,6 +350,7 @@ FROM_CONFIG = {
     "qwen3.5-35b-a3b": (CONFIGS_2026 / "qwen3.5-35b-a3b.json", {}),
     "qwen3.5-122b-a10b": (CONFIGS_2026 / "qwen3.5-122b-a10b.json", {}),
     "qwen3.5-397b-a17b": (CONFIGS_2026 / "qwen3.5-397b-a17b.json", {}),
+    "nemotron-3-nano-30b-a3b": (CONFIGS_2026 / "nemotron-3-nano-30b-a3b.json", {}),
 }
 
 

@@ -386,18 +386,22 @@ def _mixer_shapes(m: ModelProfile, kind: str) -> list:
 def _ffn_shapes(m: ModelProfile, i: int) -> list:
     h = m.hidden
     if m.is_moe_layer(i):
+        # experts are gated like the dense FFN (SwiGLU: gate + up + down), or up + down only (Nemotron-3's squared
+        # ReLU experts: llama.cpp's nemotron_h_moe has ffn_up_exps / ffn_down_exps and no ffn_gate_exps)
         e, ff = m.experts, m.expert_intermediate
         share = m.experts_active / e
-        shapes = [
-            ("router", "ffn_gate_inp", h, e, 0.0),
-            ("ffn_gate", "ffn_gate_exps", h, ff * e, share),
+        shapes = [("router", "ffn_gate_inp", h, e, 0.0)]
+        if m.ffn_gated:
+            shapes.append(("ffn_gate", "ffn_gate_exps", h, ff * e, share))
+        shapes += [
             ("ffn_up", "ffn_up_exps", h, ff * e, share),
             ("ffn_down", "ffn_down_exps", ff, h * e, share),
         ]
         if m.shared_experts:
             sff = ff * m.shared_experts
+            if m.ffn_gated:
+                shapes.append(("ffn_gate", "ffn_gate_shexp", h, sff, 0.0))
             shapes += [
-                ("ffn_gate", "ffn_gate_shexp", h, sff, 0.0),
                 ("ffn_up", "ffn_up_shexp", h, sff, 0.0),
                 ("ffn_down", "ffn_down_shexp", sff, h, 0.0),
             ]

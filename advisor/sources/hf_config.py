@@ -274,7 +274,7 @@ def _qwen3_next(f, layers, fields, warnings) -> dict:
 
 
 NEMOTRON_PATTERN = {"M": "M", "*": "A", "-": "F"}  # hybrid_override_pattern: Mamba2, attention, MLP
-NEMOTRON_MOE = "E"  # Nemotron-3's MoE layer (transformers NemotronHConfig: "E" -> "moe")
+NEMOTRON_MOE = "E"  # Nemotron-3's MoE layer (transformers NemotronHConfig: "E" -> "moe"), an F layer with experts
 
 
 def _nemotron_h(f, layers, fields, warnings) -> dict:
@@ -282,14 +282,16 @@ def _nemotron_h(f, layers, fields, warnings) -> dict:
     raw = f.get("hybrid_override_pattern")
     if not isinstance(raw, str) or len(raw) != layers:
         _fail(f.where, "hybrid_override_pattern", f"must have one character per layer ({layers})")
-    unknown = sorted(set(raw) - set(NEMOTRON_PATTERN))
-    if NEMOTRON_MOE in unknown:
-        _fail(f.where, "hybrid_override_pattern", f"has MoE layers ({NEMOTRON_MOE}: Nemotron-3), which advisor does not "
-              "model yet: their routed and shared experts are up + down projections with squared ReLU and no gate, "
-              "and advisor's expert tensors are gated (three matrices), which would overstate them by half")
+    unknown = sorted(set(raw) - set(NEMOTRON_PATTERN) - {NEMOTRON_MOE})
     if unknown:
         _fail(f.where, "hybrid_override_pattern", f"has layer kinds advisor does not model: {''.join(unknown)}")
-    out = dict(layer_pattern="".join(NEMOTRON_PATTERN[c] for c in raw), block_ffn=False,
+    moe = NEMOTRON_MOE in raw
+    if moe and "-" in raw:
+        _fail(f.where, "hybrid_override_pattern", f"mixes dense MLP (-) and MoE ({NEMOTRON_MOE}) layers, which "
+              "advisor's MoE layer rule (every layer past a dense prefix) cannot place")
+    if moe and not fields.get("experts"):
+        _fail(f.where, "n_routed_experts", f"is needed for the MoE layers ({NEMOTRON_MOE}) of hybrid_override_pattern")
+    out = dict(layer_pattern="".join(NEMOTRON_PATTERN.get(c, "F") for c in raw), block_ffn=False,
                ffn_gated=str(f.get("mlp_hidden_act", "relu2")) not in ("relu2",),
                mamba_heads=f.int("mamba_num_heads"), mamba_head_dim=f.int("mamba_head_dim"),
                mamba_state=f.int("ssm_state_size"), mamba_groups=f.int("n_groups"),
@@ -297,6 +299,10 @@ def _nemotron_h(f, layers, fields, warnings) -> dict:
     head_dim = f.int("attention_head_dim", required=False) or f.int("head_dim", required=False)
     if head_dim:
         out["head_dim"] = head_dim
+    if moe:  # Nemotron-3: every F layer is an MoE layer; the shared expert's width in units of one expert
+        shared_ff = f.int("moe_shared_expert_intermediate_size", required=False, minimum=0) or 0
+        out.update(dense_layers=0, moe_every=1,
+                   shared_experts=-(-shared_ff // fields["expert_intermediate"]) if shared_ff else 0)
     return out
 
 
