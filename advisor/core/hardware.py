@@ -88,6 +88,84 @@ class Link:
                 "source": self.source}
 
 
+# CPU weight formats with a per-core figure in profiles/hardware/cpu_isa.toml: "int8" for the K-quants and legacy
+# quants (their CPU kernels dot int8 weights with Q8_K / Q8_0 activations: ggml-cpu quants.c ggml_vec_dot_q*_q8_*),
+# "mxfp4" for OCP microscaling FP4 (gpt-oss).
+CPU_FORMATS = ("int8", "mxfp4")
+_INT8_PREFIXES = ("Q", "IQ", "TQ")  # Q4_K_M, Q8_0, IQ4_XS, TQ1_0: ggml's integer quants
+_MXFP4_PREFIX = "MXFP4"
+
+
+def cpu_weight_format(quant: str) -> str | None:
+    """Which CPU kernel family multiplies weights of this type ("int8", "mxfp4"), or None (F16, BF16, F32, FP8: no
+    per-core figure)."""
+    name = quant.strip().upper()
+    if name.startswith(_MXFP4_PREFIX):
+        return "mxfp4"
+    for prefix in _INT8_PREFIXES:
+        if name.startswith(prefix) and name[len(prefix):][:1].isdigit():
+            return "int8"
+    return None
+
+
+@dataclass(frozen=True)
+class CpuRate:
+    """What one core reaches in llama.cpp's kernels for one weight format, in GFLOPS (2 x weights per second)."""
+
+    format: str  # one of CPU_FORMATS
+    decode_gflops_per_core: float  # matrix-vector (one token)
+    decode_source: str
+    prefill_gflops_per_core: float | None = None  # matrix-matrix (a prompt)
+    prefill_source: str = ""
+
+    def as_dict(self) -> dict:
+        return {"format": self.format, "decode_gflops_per_core": self.decode_gflops_per_core,
+                "decode_source": self.decode_source, "prefill_gflops_per_core": self.prefill_gflops_per_core,
+                "prefill_source": self.prefill_source}
+
+
+@dataclass(frozen=True)
+class CpuIsa:
+    """An instruction-set level with its per-core figures (a row of profiles/hardware/cpu_isa.toml)."""
+
+    id: str
+    name: str
+    requires: tuple[str, ...] = ()
+    rates: tuple[CpuRate, ...] = ()
+
+    def rate(self, fmt: str | None) -> CpuRate | None:
+        return next((r for r in self.rates if r.format == fmt), None)
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """The CPU as the engine's threads use it. Unknown fields are None; each known one says where it came from."""
+
+    cores: float | None = None  # cores this process may use (affinity, cgroup quota, physical cores), or given
+    threads: int | None = None  # threads the engine runs (llama.cpp -t: given, or its default)
+    isa: CpuIsa | None = None
+    flags: tuple[str, ...] = ()  # the ISA features seen (avx2, avx512f, avx512_vnni, amx_tile, dotprod, ...)
+    physical_cores: int | None = None
+    logical_cpus: int | None = None
+    cores_source: str = ""
+    threads_source: str = ""
+    isa_source: str = ""
+
+    @property
+    def compute_cores(self) -> float | None:
+        """Cores that do the work: the threads, but no more than the cores there are (an oversubscribed thread
+        waits for a core; it adds no throughput)."""
+        if self.cores is None or self.threads is None:
+            return None
+        return min(float(self.threads), self.cores)
+
+    def as_dict(self) -> dict:
+        return {"cores": self.cores, "cores_source": self.cores_source, "threads": self.threads,
+                "threads_source": self.threads_source, "isa": self.isa.id if self.isa else None,
+                "isa_name": self.isa.name if self.isa else None, "isa_source": self.isa_source,
+                "flags": list(self.flags), "physical_cores": self.physical_cores, "logical_cpus": self.logical_cpus}
+
+
 @dataclass(frozen=True)
 class Machine:
     source: str  # "nvml" | "simulated" | "none"
@@ -98,6 +176,7 @@ class Machine:
     notes: tuple[str, ...] = field(default=())
     link: Link | None = None  # between the GPUs; None: one GPU, or not known
     cpu_bandwidth_measured: bool = False  # cpu_bandwidth_gb_s was achieved by a probe here, not a platform figure
+    cpu: Cpu | None = None  # cores, threads and ISA; None: not known (a simulated machine without --cpu-cores)
 
     @property
     def ram_usable_bytes(self) -> int | None:
@@ -121,5 +200,6 @@ class Machine:
             "ram_total_bytes": self.ram_total_bytes,
             "ram_available_bytes": self.ram_available_bytes,
             "cpu_bandwidth_gb_s": self.cpu_bandwidth_gb_s,
+            "cpu": self.cpu.as_dict() if self.cpu is not None else None,
             "notes": list(self.notes),
         }

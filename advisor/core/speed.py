@@ -26,13 +26,23 @@ tokens, plus each sequence's cache, and cannot go faster than compute allows:
     seconds per step = max(bytes read / (efficiency x bandwidth), N x FLOPs per token / FLOPS) + layers x overhead
 
 aggregate tokens/s = N / seconds per step. MoE: N tokens touch 1 - (1 - active share)^N of the weights.
+
+The CPU's part (CPU-only, the layers or experts a GPU offload leaves in RAM) is the slower of its RAM and its cores:
+
+    host seconds = max(bytes read / (efficiency x RAM bandwidth),
+                       2 x parameters read / (cores x GFLOPS per core)) + layers x per-layer overhead
+
+with cores = min(threads, cores this process may use) and GFLOPS per core that of llama.cpp's kernels for the
+CPU's instruction set and the weight format (profiles/hardware/cpu_isa.toml, carried by Machine.cpu). CPU-only
+prefill is compute-bound: tokens/s = cores x prefill GFLOPS per core / (2 x active parameters). Where cores, threads
+or ISA are unknown the ceiling is not applied, and a note says so.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from advisor.core.hardware import Device, Link, Machine
+from advisor.core.hardware import CpuRate, Device, Link, Machine, cpu_weight_format
 from advisor.core.memory import Estimate
 
 # (bandwidth efficiency, seconds of per-layer overhead), least-squares fit on relative error of
@@ -56,6 +66,8 @@ DEFAULT_CPU_BANDWIDTH_GB_S = 89.6
 PREFILL_EFFICIENCY = {"consumer": 0.55, "workstation": 0.25, "datacenter": 0.25, "apple": 0.70}
 PREFILL_SPREAD = 0.5
 FLOPS_PER_PARAM_PER_TOKEN = 2  # one multiply-add per weight
+BITS_PER_BYTE = 8
+GIGA = 1e9
 # A ring all-reduce moves 2 (n-1)/n of the message through each GPU's link (NCCL's ring algorithm).
 RING_TRAFFIC_FACTOR = 2
 US_PER_S = 1e6
@@ -182,10 +194,37 @@ def estimate_speed(est: Estimate, machine: Machine, concurrency: int = 1) -> Spe
         seconds += stage_t + comm_t
         compute_seconds += stage_compute
     decode = concurrency / seconds if seconds else None
-    prefill, prefill_range = _prefill(est, machine, active_share, notes)
+    prefill, prefill_range = _prefill(est, machine, active_share, notes, terms)
     busy = tuple(t / seconds if seconds else 0.0 for t in gpu_seconds)
     return Speed(decode, _range(decode, spread) if decode else None, prefill, prefill_range, terms,
                  tuple(dict.fromkeys(notes)), concurrency, compute_seconds / seconds if seconds else 0.0, busy)
+
+
+def cpu_compute(est: Estimate, machine: Machine, notes: list) -> tuple[CpuRate | None, float | None]:
+    """(llama.cpp's per-core figure for these weights on this CPU, cores doing the work), or (None, None) with a
+    note saying which fact is missing: then no compute ceiling is applied (nothing is invented)."""
+    cpu = machine.cpu
+    if cpu is None or cpu.cores is None:
+        notes.append("CPU cores unknown: the CPU's compute ceiling is not applied (give --cpu-cores)")
+        return None, None
+    if cpu.threads is None:
+        notes.append("CPU threads unknown: the CPU's compute ceiling is not applied (give --threads)")
+        return None, None
+    if cpu.isa is None:
+        seen = f" (flags seen: {', '.join(cpu.flags)})" if cpu.flags else ""
+        notes.append(f"CPU instruction set unknown or without a per-core figure{seen}: the CPU's compute ceiling is "
+                     "not applied (--cpu-isa names one of profiles/hardware/cpu_isa.toml)")
+        return None, None
+    fmt = cpu_weight_format(est.quant)
+    rate = cpu.isa.rate(fmt)
+    if rate is None:
+        notes.append(f"no per-core {cpu.isa.name} figure for {est.quant} weights: the CPU's compute ceiling is not "
+                     "applied")
+        return None, None
+    if cpu.threads > cpu.cores:
+        notes.append(f"{cpu.threads} threads on {cpu.cores:g} cores: the extra threads wait for a core (modelled at "
+                     f"{cpu.cores:g} cores; llama.cpp often runs slower oversubscribed: -t {max(1, int(cpu.cores))})")
+    return rate, cpu.compute_cores
 
 
 def _host_seconds(est, machine, host, batch_share, kv_share, concurrency, notes, terms) -> float:
@@ -194,15 +233,35 @@ def _host_seconds(est, machine, host, batch_share, kv_share, concurrency, notes,
         bw = DEFAULT_CPU_BANDWIDTH_GB_S
         notes.append(f"RAM bandwidth unknown: assumed {bw:g} GB/s (dual-channel DDR5-5600)")
     held = host.weights_bytes - est.token_embd_bytes
-    read = _weights_read(host, held, batch_share, concurrency) + host.kv_bytes * kv_share
+    weights_read = _weights_read(host, held, batch_share, concurrency)
+    read = weights_read + host.kv_bytes * kv_share
     layers = host.layers or host.expert_layers  # an expert offload: one expert pass per layer it holds
     fit = (MEASURED_CPU_EFFICIENCY, CPU_DECODE_FIT[1]) if machine.cpu_bandwidth_measured else CPU_DECODE_FIT
-    t, _ = _step_seconds(read, layers, bw, fit, 0.0)
-    terms["host RAM"] = {"bytes_read": int(read), "layers": host.layers, "bandwidth_gb_s": bw, "seconds": t}
+    rate, cores = cpu_compute(est, machine, notes)
+    # parameters behind the weight bytes read (each is one multiply-add per token of the step)
+    params_read = weights_read * BITS_PER_BYTE / est.bits_per_weight if est.bits_per_weight else 0.0
+    compute_t = 0.0
+    if rate is not None:
+        compute_t = (concurrency * FLOPS_PER_PARAM_PER_TOKEN * params_read
+                     / (cores * rate.decode_gflops_per_core * GIGA))
+    t, mem_t = _step_seconds(read, layers, bw, fit, compute_t)
+    terms["host RAM"] = {"bytes_read": int(read), "layers": host.layers, "bandwidth_gb_s": bw,
+                         "bandwidth_efficiency": fit[0], "memory_seconds": mem_t, "seconds": t}
     if host.expert_layers:
         terms["host RAM"]["expert_layers"] = host.expert_layers
+    if rate is not None:
+        cpu = machine.cpu
+        terms["host RAM"].update({
+            "bound": "compute" if compute_t > mem_t else "bandwidth", "compute_seconds": compute_t,
+            "params_read": int(params_read), "cpu_threads": cpu.threads, "cpu_cores": cpu.cores,
+            "cpu_compute_cores": cores, "cpu_isa": cpu.isa.id, "cpu_format": rate.format,
+            "gflops_per_core": rate.decode_gflops_per_core, "gflops_per_core_source": rate.decode_source})
+    else:
+        terms["host RAM"]["bound"] = "bandwidth (compute ceiling unknown)"
     if concurrency > 1:
-        notes.append("CPU layers: batched decode modelled as memory-bound only (CPU FLOPS unknown)")
+        notes.append("CPU layers: batched decode at the one-token kernel rate (a lower bound for the CPU's compute)"
+                     if rate is not None else "CPU layers: batched decode modelled as memory-bound only (CPU FLOPS "
+                     "unknown)")
     return t
 
 
@@ -225,7 +284,25 @@ def _step_seconds(bytes_read: float, layers: int, bandwidth_gb_s: float, fit: tu
     return max(memory_seconds, compute_seconds) + layers * per_layer_s, memory_seconds
 
 
-def _prefill(est: Estimate, machine: Machine, active_share: float, notes: list):
+def _cpu_prefill(est: Estimate, machine: Machine, active_share: float, notes: list, terms: dict):
+    """CPU-only prefill, compute-bound: cores x prefill GFLOPS per core / (2 x active parameters)."""
+    rate, cores = cpu_compute(est, machine, notes)
+    if rate is None or rate.prefill_gflops_per_core is None:
+        return None, None
+    flops_per_token = FLOPS_PER_PARAM_PER_TOKEN * est.params * active_share
+    if not flops_per_token:
+        return None, None
+    value = cores * rate.prefill_gflops_per_core * GIGA / flops_per_token
+    terms["CPU prefill"] = {"flops_per_token": flops_per_token, "cpu_compute_cores": cores,
+                            "cpu_isa": machine.cpu.isa.id, "cpu_format": rate.format,
+                            "gflops_per_core": rate.prefill_gflops_per_core,
+                            "gflops_per_core_source": rate.prefill_source, "tokens_per_s": value}
+    return value, _range(value, PREFILL_SPREAD)
+
+
+def _prefill(est: Estimate, machine: Machine, active_share: float, notes: list, terms: dict | None = None):
+    if est.placement == "cpu":
+        return _cpu_prefill(est, machine, active_share, notes, terms if terms is not None else {})
     if est.placement != "gpu" or not machine.gpus:
         return None, None
     # stages run one after another; the ranks of a stage at once (each does its share of the FLOPs)

@@ -9,10 +9,11 @@ from advisor.core.hardware import Machine
 
 
 def detect_machine(nvml=None, cgroup_root: Path = Path("/sys/fs/cgroup"), sysctl=None, system=None, arch=None,
-                   probe: bool = True) -> Machine:
+                   probe: bool = True, cpu=None) -> Machine:
+    """`cpu`: a function returning the Cpu (tests); by default advisor.detect.host.detect_cpu on `cgroup_root`."""
     # imported here: a simulated machine (advisor.detect.simulated) needs none of them
     from advisor.detect.apple import _sysctl, detect_apple
-    from advisor.detect.host import detect_ram
+    from advisor.detect.host import detect_cpu, detect_ram
     from advisor.detect.nvml import detect_gpus
 
     sysctl = sysctl if sysctl is not None else _sysctl
@@ -42,5 +43,7 @@ def detect_machine(nvml=None, cgroup_root: Path = Path("/sys/fs/cgroup"), sysctl
         cpu_bandwidth, where = ram_bandwidth(total)
         measured = cpu_bandwidth is not None
         notes.append(f"RAM bandwidth {cpu_bandwidth:.1f} GB/s, {where}" if cpu_bandwidth else f"RAM bandwidth {where}")
+    found_cpu = cpu() if cpu is not None else detect_cpu(cgroup_root=cgroup_root, system=system)
     return Machine(source=source, gpus=tuple(gpus), ram_total_bytes=total, ram_available_bytes=available,
-                   cpu_bandwidth_gb_s=cpu_bandwidth, notes=tuple(notes), link=link, cpu_bandwidth_measured=measured)
+                   cpu_bandwidth_gb_s=cpu_bandwidth, notes=tuple(notes), link=link, cpu_bandwidth_measured=measured,
+                   cpu=found_cpu)

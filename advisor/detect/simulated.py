@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from advisor.core.hardware import Device, Machine, apple_working_set_bytes
+from advisor.core.hardware import Cpu, Device, Machine, apple_working_set_bytes
 from advisor.core.units import GIB
 from advisor.errors import UsageError
 from advisor.sources.catalog import HardwareSpec, find_hardware, fp16_tflops
@@ -87,3 +87,37 @@ def simulated_machine(
     return Machine(source="simulated", gpus=tuple(devices), ram_total_bytes=ram_bytes, ram_available_bytes=ram_bytes,
                    cpu_bandwidth_gb_s=cpu_bandwidth_gb_s, notes=tuple(notes), link=link)
 
+
+
+# llama.cpp cannot run more threads than this (ggml/include/ggml.h GGML_MAX_N_THREADS, commit 0c1e5709)
+GGML_MAX_N_THREADS = 512
+MAX_CPU_CORES = 4096  # far beyond any one machine (a 2-socket 192-core EPYC has 384 threads)
+
+
+def with_cpu(machine: Machine, cores: int | None = None, threads: int | None = None, isa: str | None = None) -> Machine:
+    """The machine with the CPU described by --cpu-cores, --threads and --cpu-isa (each replaces what detection
+    found; nothing given leaves the machine as it is). Threads default to llama.cpp's: the cores."""
+    if cores is None and threads is None and isa is None:
+        return machine
+    from dataclasses import replace
+
+    from advisor.engines.llamacpp import default_threads
+
+    for label, value, most in (("--cpu-cores", cores, MAX_CPU_CORES), ("--threads", threads, GGML_MAX_N_THREADS)):
+        if value is not None and not (isinstance(value, int) and 1 <= value <= most):
+            raise UsageError(f"{label} must be a whole number between 1 and {most}, got {value}")
+    cpu = machine.cpu or Cpu()
+    if cores is not None:
+        cpu = replace(cpu, cores=float(cores), physical_cores=cores, logical_cpus=None, cores_source="given (--cpu-cores)")
+        if threads is None:
+            cpu = replace(cpu, threads=default_threads(cores),
+                          threads_source="llama.cpp's default -t (common/common.cpp common_cpu_get_num_math: the "
+                                         "physical cores, here --cpu-cores)")
+    if threads is not None:
+        cpu = replace(cpu, threads=threads, threads_source="given (--threads)")
+    if isa is not None:
+        from advisor.sources.cpu_isa import isa_by_id
+
+        row = isa_by_id(isa)
+        cpu = replace(cpu, isa=row, isa_source="given (--cpu-isa)")
+    return replace(machine, cpu=cpu)

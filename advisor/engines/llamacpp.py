@@ -376,8 +376,10 @@ class LlamaCpp(Engine):
         notes = []
         notes += placement.notes
         if placement.kind == "gpu+cpu" and not any(u.expert_layers for u in placement.devices):
-            on_gpu = placement.gpu_layers - 1 if placement.gpu_layers > m.layers else placement.gpu_layers
-            notes.append(f"{on_gpu} of {m.layers} layers on the GPU(s); the rest run from RAM")
+            # the output layer is unit n_layer, the first to be offloaded: n of n_layer + 1 units is n - 1 blocks
+            blocks = max(0, placement.gpu_layers - 1)
+            notes.append(f"{blocks} of {m.layers} layers and the output layer on the GPU(s) (llama.cpp: offloaded "
+                         f"{placement.gpu_layers}/{m.layers + 1} layers); the rest run from RAM")
         if s.parallel > 1:
             notes += self._parallel_notes(context, s)
         return notes
@@ -424,3 +426,24 @@ class LlamaCpp(Engine):
 
 
 ENGINE = LlamaCpp()
+
+
+# llama.cpp's -t default when the CPU's count cannot be read: std::thread::hardware_concurrency() n, used whole up
+# to 4 and halved above (common/common.cpp common_cpu_get_num_physical_cores, last lines; commit 0c1e5709).
+FALLBACK_WHOLE_UP_TO = 4
+
+
+def default_threads(physical_cores: int | None, logical_cpus: int | None = None,
+                    performance_cores: int | None = None) -> int | None:
+    """Threads llama.cpp runs without -t (llama-cli, llama-server, llama-bench alike): common_cpu_get_num_math()
+    in common/common.cpp (commit 0c1e5709), which is the physical core count (Linux: distinct
+    /sys/devices/system/cpu/cpuN/topology/thread_siblings, over all CPUs, ignoring affinity and cgroup quotas;
+    macOS: hw.perflevel0.physicalcpu, the performance cores), the P-cores on a hybrid x86 Linux CPU, and
+    hardware_concurrency (halved above 4) when neither can be read."""
+    if performance_cores:
+        return performance_cores
+    if physical_cores:
+        return physical_cores
+    if logical_cpus:
+        return logical_cpus if logical_cpus <= FALLBACK_WHOLE_UP_TO else logical_cpus // 2
+    return None

@@ -43,8 +43,44 @@ def machine_lines(machine: Machine) -> list[str]:
     if machine.ram_available_bytes is not None and machine.ram_available_bytes != machine.ram_total_bytes:
         ram += f" ({machine.ram_available_bytes / GIB:.0f} free)"
     lines.append(f"RAM    {ram}   {tag}")
+    if machine.cpu is not None:
+        lines.append(cpu_line(machine.cpu))
     lines += [f"note   {n}" for n in machine.notes]
     return lines
+
+
+def cpu_line(cpu) -> str:
+    cores = f"{cpu.cores:g} cores" if cpu.cores is not None else "cores ?"
+    threads = f"{cpu.threads} threads" if cpu.threads is not None else "threads ?"
+    isa = cpu.isa.name if cpu.isa is not None else "ISA ?"
+    return f"CPU    {cores}, {threads}, {isa}"
+
+
+def speed_explain_lines(speed) -> list[str]:
+    """The CPU's decode ceiling and prefill with this run's numbers (the host terms of core/speed.py)."""
+    out = []
+    host = speed.terms.get("host RAM")
+    if host:
+        out.append("Decode, the CPU's part (layers or experts in RAM), seconds per token:")
+        out.append(f"  memory  = bytes read / (efficiency x RAM bandwidth) = {host['bytes_read']} / "
+                   f"({host['bandwidth_efficiency']:g} x {host['bandwidth_gb_s']:g} GB/s) = {host['memory_seconds']:.4f} s")
+        if "compute_seconds" in host:
+            out.append(f"  compute = 2 x parameters read / (cores x GFLOPS per core) = 2 x {host['params_read']} / "
+                       f"({host['cpu_compute_cores']:g} x {host['gflops_per_core']:g} GFLOPS) = "
+                       f"{host['compute_seconds']:.4f} s")
+            out.append(f"    cores = min({host['cpu_threads']} threads, {host['cpu_cores']:g} cores); "
+                       f"{host['cpu_isa']} {host['cpu_format']}: {host['gflops_per_core_source']}")
+            out.append(f"  host    = max(memory, compute) + layers x overhead = {host['seconds']:.4f} s "
+                       f"({host['bound']}-bound)")
+        else:
+            out.append(f"  host    = memory + layers x overhead = {host['seconds']:.4f} s (compute ceiling unknown)")
+    pre = speed.terms.get("CPU prefill")
+    if pre:
+        out.append(f"Prefill on the CPU = cores x GFLOPS per core / (2 x active parameters) = "
+                   f"{pre['cpu_compute_cores']:g} x {pre['gflops_per_core']:g}e9 / {pre['flops_per_token']:.4g} = "
+                   f"{pre['tokens_per_s']:.1f} tokens/s")
+        out.append(f"    {pre['cpu_isa']} {pre['cpu_format']}: {pre['gflops_per_core_source']}")
+    return out
 
 
 def engine_line(est: Estimate) -> str:
@@ -151,7 +187,7 @@ def fit_document(machine: Machine, e: Estimate, explain: bool) -> Document:
     data["machine"] = machine.as_dict()
     tail = []
     if explain:
-        data["explain"] = tail = explain_lines(e)
+        data["explain"] = tail = explain_lines(e) + speed_explain_lines(speed)
     # the term-by-term block is read before the per-device table
     if e.devices:
         out += ["", "Per device, in GiB:"]
