@@ -100,12 +100,18 @@ def test_a_pruned_search_shows_what_the_full_search_shows(kw):
     assert shown(pruned) == shown(full)
 
 
-def test_skipped_counts_are_dominated_by_a_smaller_count_of_their_card():
-    plan = search(True)
-    evaluated = {(c.option.spec.id, c.option.count) for c in plan.candidates}
-    for o, meets in plan.skipped:
-        if meets:
-            assert any((o.spec.id, n) in evaluated for n in range(1, o.count)), o.label
+def test_every_skipped_option_that_meets_is_dominated_by_another_option():
+    """What a skip rests on, checked by evaluating each: a smaller count of its card, or a cheaper option of
+    another card, is no worse on anything and better somewhere (the skipped option would be hidden)."""
+    opts, model, targets, quants, apis, notes = options()
+    power = load_power_model()
+    plan = P.search(opts, model, targets, ECON, quants, power, apis, notes, prune=True)
+    skipped = [P.evaluate(o, model, targets, ECON, quants, power, apis) for o, meets in plan.skipped if meets]
+    assert skipped  # the control: something that meets was skipped
+    pool = list(plan.candidates) + skipped
+    for c in skipped:
+        assert c.meets_targets, c.option.label
+        assert any(b is not c and b.option.kind == c.option.kind and P.dominates(b, c) for b in pool), c.option.label
 
 
 def test_a_pipeline_of_more_of_the_same_gpu_decodes_no_faster_at_the_same_rung():
@@ -146,6 +152,84 @@ def test_plan_answers_in_under_a_second_for_16_gpus():
     assert r.exit_code == 0, r.output
     assert "Searched 1416 options" in r.output
     assert seconds < 1.0, f"{seconds:.2f} s"
+
+
+# the shipped models slowest to plan with --max-gpus 16 before the search pruned across cards (1.0-3.0 s each, the
+# search alone; issue 17): MoE, 10M-token and 70B-class models, each with the whole catalog and the rentals
+SLOWEST_TO_PLAN = ("llama-4-scout", "qwen3-235b-a22b-2507", "glm-4.5-air", "llama-3.3-70b", "gpt-oss-120b",
+                   "deepseek-v2")
+SEARCH_SECONDS = 1.0  # the issue's bound for the whole command; here for the search alone, in-process
+
+
+def full_catalog(model, **kw):
+    """Every bought and rented option `advisor plan --max-gpus 16` searches, MoE boxes included."""
+    from advisor.sources.ram_prices import load_ram_kits
+
+    opts, model_, targets, quants, apis, notes = options(model=model, context=4096, speed=10.0, ids=None, **kw)
+    boxes = P.moe_box_options(load_catalog(), load_ram_kits(), model_.profile, targets, 1.0)
+    return opts + boxes, model_, targets, quants, apis, notes
+
+
+# NOT MET YET (issue 17): with the GPU+RAM (experts) boxes of issue 15 (~310 more options for a MoE model, each
+# estimate an expert placement) llama-4-scout takes ~2 s of CPU and glm-4.5-air / deepseek-v2 ~1.0-1.2 s on the 2-core
+# VM; the dense models pass. Marked so the suite reports it (XFAIL, XPASS) rather than hides it; remove the mark when
+# the estimate itself is faster (the knots of core/memory.max_context are each evaluated; a bisection would do).
+NOT_YET_FAST = pytest.mark.xfail(reason="issue 17: plan --max-gpus 16 not yet under 1 s for every MoE model",
+                                 strict=False)
+
+
+@NOT_YET_FAST
+@pytest.mark.parametrize("model", SLOWEST_TO_PLAN)
+def test_the_slowest_models_plan_16_gpus_in_under_a_second(model):
+    opts, subject, targets, quants, apis, notes = full_catalog(model)
+    power = load_power_model()
+    P.search(opts[:40], subject, targets, ECON, quants, power, apis, notes, prune=True)  # warm the caches
+    # the least of three runs: a shared machine's other work makes any one run slower, never faster
+    seconds = []
+    for _ in range(3):
+        started = time.process_time()
+        plan = P.search(opts, subject, targets, ECON, quants, power, apis, notes, prune=True)
+        seconds.append(time.process_time() - started)
+    assert len(plan.candidates) + len(plan.skipped) == len(opts) > 1400
+    assert min(seconds) < SEARCH_SECONDS, f"{model}: {min(seconds):.2f} s of CPU"
+
+
+@NOT_YET_FAST
+def test_plan_16_gpus_answers_in_under_a_second_from_the_shell():
+    """The whole command as a person runs it, start-up included, for the model that was the slowest (3 s)."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "advisor", "plan", "--model", "llama-4-scout", "--max-gpus", "16",
+            "--kwh-price", "0.3", "-q"]
+    best = None
+    for _ in range(3):
+        started = time.perf_counter()
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        best = min(best or 1e9, time.perf_counter() - started)
+        assert r.returncode == 0, r.stderr
+    # wall clock on a shared 2-core machine: the bound is the issue's second plus what others' work adds
+    assert best < SEARCH_SECONDS * 2, f"{best:.2f} s"
+
+
+@pytest.mark.parametrize("model, kw", [
+    ("llama-4-scout", {}),
+    ("gpt-oss-120b", {}),
+    ("llama-3.3-70b", dict(budget=4000.0)),
+    ("qwen3-30b-a3b", dict(concurrency=4)),
+])
+def test_the_pruned_search_shows_what_the_exhaustive_one_shows(model, kw):
+    """Against every option evaluated rung by rung from the top (no bisection, no skips): the table, the closest
+    list, the counts, in every sort order."""
+    opts, subject, targets, quants, apis, notes = full_catalog(model, max_gpus=6, **kw)
+    power = load_power_model()
+    pruned = P.search(opts, subject, targets, ECON, quants, power, apis, notes, prune=True)
+    cands = tuple(P.evaluate(o, subject, targets, ECON, quants, power, apis, exhaustive=True) for o in opts)
+    exhaustive = P.Plan(pruned.targets, ECON, cands, pruned.notes)
+    assert pruned.skipped  # the control: the pruned search skipped something
+    for sort in P.SORTS:
+        assert [c.as_dict() for c in P.ranked(pruned, sort)] == [c.as_dict() for c in P.ranked(exhaustive, sort)]
+    assert shown(pruned) == shown(exhaustive)
 
 
 def test_a_search_shows_a_spinner_on_stderr_unless_quiet(monkeypatch):

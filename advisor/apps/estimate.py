@@ -156,3 +156,34 @@ def context_step(settings: EngineSettings, kv: KVChoice, quants: QuantTable) -> 
     k, v = engine.element_types(kv, quants)
     resolved = engine.resolve(settings, kv_quantized=k.block_elements > 1 or v.block_elements > 1)
     return engine.allocation(resolved).pad_tokens
+
+
+def search_terms(model: ModelProfile, quant: str, kv: KVChoice, settings: EngineSettings, context: int,
+                 machine: Machine, quants: QuantTable, weights: WeightsLayout | None = None,
+                 solve_max_context: bool = False, fits_at: int | None = None):
+    """(deployment, max context) as `estimate` finds them for `context` on `machine`, without the placement: for
+    searches over many machines (`advisor plan`). The max context (None unless `solve_max_context`) is the same
+    solve `estimate` runs; `fits_at`, a context known to fit entirely on the GPU(s), and each answer the solve gets
+    bound the others (memory never shrinks as the context grows), so no context is asked twice or needlessly."""
+    engine = engines.get(settings.name)
+    job = engine.prepare(model, quant, kv, settings, quants, weights)
+    deployment = engine.deployment(job, machine, context)
+    if not solve_max_context:
+        return deployment, None
+    known = [fits_at or 0, None]  # the largest context known to fit, the smallest known not to
+
+    def fits(c: int) -> bool:
+        if c <= known[0]:
+            return True
+        if known[1] is not None and c >= known[1]:
+            return False
+        ok = engine.fits_on_gpus(job, machine, c)
+        if ok:
+            known[0] = c
+        else:
+            known[1] = c
+        return ok
+
+    solved = max_context(fits, lambda c: engine.gpu_totals(job, machine, c), engine.context_step(job),
+                         engine.context_limit(job), engine.breakpoints(job))
+    return deployment, solved

@@ -27,10 +27,11 @@ from advisor.errors import UsageError
 from advisor.detect.simulated import simulated_machine
 from advisor.core.hardware import Machine
 from advisor import engines
-from advisor.apps.estimate import engine_context, estimate, fits_on_gpus, per_sequence_context
+from advisor.apps.estimate import engine_context, estimate, fits_on_gpus, per_sequence_context, search_terms
 from advisor.core.memory import EngineSettings, Estimate, KVChoice
 from advisor.core.power import PowerModel, system_power
 from advisor.sources.prices import ApiPrice, Rental
+from advisor.sources.ram_prices import RamKit
 from advisor.core.formats import QuantTable
 from advisor.core.model import ModelProfile
 from advisor.core.speed import estimate_speed
@@ -45,6 +46,9 @@ SORTS = ("tco", "price", "speed", "context", "watts")
 SPEED_TIE_FRACTION = 0.05
 CLOSEST_SHOWN = 8  # options listed when nothing meets the targets (`closest`)
 CONTEXT_SEARCH_FLOOR = 256  # CPU-only max context is bisected down to this many tokens
+# _Probe.most_bound: bytes added to the memory a bound divides, for the integer divisions of per-rank shares (each
+# rounds down by less than a byte per layer kind and rank): a bound only needs to be high enough, never tight
+BOUND_SLACK_BYTES = 2**20
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,11 @@ class Option:
     price_basis: str = ""
     rental: Rental | None = None
     rent_per_hour: float | None = None  # in the user's currency
+    ram_kit: RamKit | None = None  # a MoE box: the GPUs plus this RAM, which holds the routed experts
+
+    @property
+    def experts_in_ram(self) -> bool:
+        return self.ram_kit is not None
 
     @property
     def kind(self) -> str:
@@ -103,9 +112,10 @@ class Option:
 
     @property
     def memory_bytes(self) -> int:
-        """What can hold the model: the accelerators' memory, or RAM on a CPU-only box."""
+        """What can hold the model: the accelerators' memory (and a MoE box's RAM), or RAM on a CPU-only box."""
         if self.machine.gpus:
-            return sum(d.usable_bytes or 0 for d in self.machine.gpus)
+            return sum(d.usable_bytes or 0 for d in self.machine.gpus) + (
+                self.machine.ram_usable_bytes or 0 if self.experts_in_ram else 0)
         return self.machine.ram_usable_bytes or 0
 
 
@@ -160,7 +170,7 @@ class Candidate:
             "api_comparisons": list(self.comparisons),
             "meets_targets": self.meets_targets, "why": self.why, "notes": list(self.notes),
             "deployment": self.deployment.as_dict() if self.deployment else None,
-        }
+        } | ({"ram_kit": o.ram_kit.as_dict(), "ram_price": o.ram_kit.price_usd} if o.ram_kit is not None else {})
 
 
 # ---------------------------------------------------------------- the options
@@ -216,6 +226,36 @@ def purchase_options(catalog: tuple[HardwareSpec, ...], targets: Targets, fx: fl
     if skipped:
         notes.append(f"left out (memory size unknown): {', '.join(skipped)}")
     return out, notes
+
+
+# MoE boxes: one or two GPUs beside RAM that holds the routed experts (llama.cpp --fit / --n-cpu-moe), the way
+# gpt-oss-120b, GLM-4.5-Air and Qwen3-235B run on a 16-24 GB card (issue 15)
+MOE_BOX_MAX_GPUS = 2
+MOE_BOX_SEGMENTS = ("consumer", "workstation")  # the cards such a box is built around; datacenter parts hold it all
+EXPERTS_LABEL = "GPU+RAM (experts)"
+
+
+def moe_box_options(catalog: tuple[HardwareSpec, ...], kits: tuple[RamKit, ...], model: ModelProfile,
+                    targets: Targets, fx: float) -> list[Option]:
+    """For a MoE model on an engine that keeps experts in RAM (one that loads GGUF files: llama.cpp, Ollama): each
+    priced consumer or workstation GPU in counts 1..2 with each RAM kit, priced GPUs + kit."""
+    if not model.is_moe or not engines.get(targets.engine).loads_gguf:
+        return []
+    out = []
+    for spec in catalog:
+        if spec.kind != "gpu" or spec.memory_gib is None or spec.launch_price_usd is None or \
+                spec.segment not in MOE_BOX_SEGMENTS:
+            continue
+        for n in range(1, min(MOE_BOX_MAX_GPUS, targets.max_gpus) + 1):
+            for kit in kits:
+                machine = simulated_machine((f"{n}x {spec.id}",), ram_gib=kit.capacity_gb,
+                                            cpu_bandwidth_gb_s=kit.bandwidth_gb_s)
+                price = (n * spec.launch_price_usd + kit.price_usd) * fx
+                out.append(Option(f"{n}x {short_name(spec)} + {kit.capacity_gb} GB {kit.type}, {EXPERTS_LABEL}", spec,
+                                  n, machine, None,
+                                  price, f"launch price, GPUs only, + the RAM kit ({kit.as_of}, {kit.status}: "
+                                         f"{kit.source})", ram_kit=kit))
+    return out
 
 
 def rental_options(rentals: tuple[Rental, ...], find, targets: Targets, fx: float) -> tuple[list[Option], list[str]]:
@@ -293,7 +333,7 @@ class _Probe:
     """The rungs of the precision ladders tried on one option, each estimated at most once."""
 
     def __init__(self, option: Option, model: Model, targets: Targets, quants: QuantTable,
-                 weights_of: dict | None = None):
+                 weights_of: dict | None = None, kv_bytes_of: dict | None = None):
         self.option, self.model, self.targets, self.quants = option, model, targets, quants
         self.engine = EngineSettings(name=targets.engine, parallel=targets.concurrency)
         self.context = engine_context(targets.context, self.engine)  # every one of `concurrency` sequences holds it
@@ -301,10 +341,17 @@ class _Probe:
         eng = engines.get(targets.engine)
         self.ladder = weight_ladder(model, targets)
         self.kv_ladder = eng.kv_ladder
-        self.wanted = "cpu" if not self.machine.gpus else "gpu"
+        # where the model must run: all on the GPU(s), in RAM (CPU-only), or a MoE box's experts in RAM
+        self.wanted = "cpu" if not self.machine.gpus else "experts" if option.experts_in_ram else "gpu"
         self.budget = option.memory_bytes
         self.weights_of = {} if weights_of is None else weights_of  # bytes per quant: the same for every option
+        self.kv_bytes_of = {} if kv_bytes_of is None else kv_bytes_of  # cache bytes at the context, per KV type: too
         self.rungs: dict[tuple[str, str], _Rung] = {}
+        self.reach: dict[tuple[str, str, str], int | None] = {}  # most(): per (weights, KV, placement)
+
+    def share(self, other: "_Probe") -> None:
+        """Use what `other`, a probe of the same machine, estimated (and what this one estimates, it then shares)."""
+        self.rungs, self.reach = other.rungs, other.reach
 
     def run(self, q: str, kv: str, ctx: int, solve: bool = False) -> Estimate:
         return estimate(self.model.profile, q, KVChoice(kv, kv), self.engine, ctx, self.machine, self.quants,
@@ -325,8 +372,39 @@ class _Probe:
         of their memory: no estimate needed."""
         layout = self.layout(q)
         held = sum(d.memory_total_bytes or 0 for d in self.machine.gpus)
-        return bool(self.machine.gpus) and all(d.memory_total_bytes for d in self.machine.gpus) and \
+        return self.wanted == "gpu" and all(d.memory_total_bytes for d in self.machine.gpus) and \
             layout.total_bytes - layout.token_embd_bytes > held
+
+    def placed(self, est: Estimate) -> bool:
+        """Whether the estimate runs where this option must: a MoE box with routed experts (and only they) in RAM,
+        or none where the GPUs hold it all (lighter weights, a shorter context: what fits is a tail of each ladder)."""
+        if self.wanted == "experts":
+            return est.placement == "gpu" or est.placement == "gpu+cpu" and est.deployment is not None and \
+                est.deployment.offload.kind == "experts" and est.verdict is not False
+        return est.placement == self.wanted
+
+    def fits_gpus(self, q: str, kv: str) -> bool:
+        """The memory check of `_try` alone: whether the rung's weights fit and it runs entirely on the GPU(s) (when
+        not, the rung is "nofit", recorded as `_try` would)."""
+        if (q, kv) in self.rungs:
+            return self.rungs[(q, kv)].status not in ("heavy", "nofit")
+        if self.weights(q) > self.budget or self.cannot_hold(q, kv) or not fits_on_gpus(
+                self.model.profile, q, KVChoice(kv, kv), self.engine, self.context, self.machine, self.quants,
+                self.model.weights):
+            self.rungs[(q, kv)] = _Rung("heavy") if self.weights(q) > self.budget else _Rung("nofit")
+            return False
+        return True
+
+    def cannot_hold(self, q: str, kv: str) -> bool:
+        """A lower bound on what the GPUs must hold, no estimate needed: the weights but the token embeddings, and
+        the whole cache at the context (`kv` cache bytes at it: the same on every machine, once one estimate has
+        it), against all of their memory."""
+        if kv not in self.kv_bytes_of or not self.machine.gpus:
+            return False
+        layout = self.layout(q)
+        held = sum(max(d.memory_total_bytes or 0, d.usable_bytes or 0) for d in self.machine.gpus)
+        return all(d.usable_bytes is not None for d in self.machine.gpus) and \
+            layout.total_bytes - layout.token_embd_bytes + self.kv_bytes_of[kv] > held + BOUND_SLACK_BYTES
 
     def monotone(self) -> bool:
         """The weights shrink down the ladder (what the shortcuts assume)."""
@@ -344,11 +422,13 @@ class _Probe:
     def _try(self, q: str, kv: str) -> _Rung:
         if self.weights(q) > self.budget:
             return _Rung("heavy")
-        if self.wanted == "gpu" and not fits_on_gpus(self.model.profile, q, KVChoice(kv, kv), self.engine,
-                                                     self.context, self.machine, self.quants, self.model.weights):
+        if self.wanted == "gpu" and (self.cannot_hold(q, kv) or not fits_on_gpus(
+                self.model.profile, q, KVChoice(kv, kv), self.engine, self.context, self.machine, self.quants,
+                self.model.weights)):
             return _Rung("nofit")
         est = self.run(q, kv, self.context)
-        if est.placement != self.wanted:
+        self.kv_bytes_of.setdefault(kv, est.kv_bytes)
+        if not self.placed(est):
             return _Rung("nofit")
         speed = estimate_speed(est, self.machine, self.targets.concurrency)
         if speed.decode_tokens_per_s is None:
@@ -366,40 +446,109 @@ class _Probe:
                        >= last.speed.decode_tokens_per_s for r in (self.rung(*n) for n in above))
 
     def most(self, est: Estimate) -> int | None:
-        """Max context per sequence: the estimator's on-GPU solve, or a search in RAM for a CPU-only box."""
+        """Max context per sequence: the estimator's on-GPU solve, or a search in RAM for a CPU-only box (each
+        solved once per rung: options on the same machine share the probe)."""
+        key = (est.quant, est.kv_type, est.placement)
+        if key not in self.reach:
+            self.reach[key] = self._most(est)
+        return self.reach[key]
+
+    def most_bound(self, est: Estimate) -> int:
+        """An upper bound on `most(est)`, without solving: the cache of the full-context layers grows by
+        est.kv_bytes_per_token per cell, there are at least as many cells as tokens over all sequences, and it
+        shares the memory with the weights (all but the token embeddings, which may stay in RAM); windows, states
+        and buffers only add. The model's own limit caps it, as it caps `most`."""
+        cap = per_sequence_context(est.model_max_context, self.engine)
+        if self.wanted == "experts":  # the whole cache is on the GPUs beside what weights they keep: no less than 0
+            sizes = [max(d.memory_total_bytes or 0, d.usable_bytes or 0) for d in self.machine.gpus]
+            growth = est.kv_bytes_per_token * self.targets.concurrency
+            if not all(d.usable_bytes is not None for d in self.machine.gpus) or growth <= 0:
+                return cap
+            return min(cap, (sum(sizes) + BOUND_SLACK_BYTES) // growth + 1)
         if self.wanted == "gpu":
-            total = self.run(est.quant, est.kv_type, self.context, solve=True).max_context
+            sizes = [max(d.memory_total_bytes or 0, d.usable_bytes or 0) for d in self.machine.gpus]
+            known = bool(sizes) and all(d.usable_bytes is not None for d in self.machine.gpus)
         else:
-            fits = lambda ctx: self.run(est.quant, est.kv_type, ctx).placement == "cpu"  # noqa: E731
-            start = self.context if est.placement == "cpu" else 0
-            total = _largest_fitting(fits, start, max(self.context, est.model_max_context))
+            sizes = [max(self.machine.ram_total_bytes or 0, self.machine.ram_usable_bytes or 0)]
+            known = self.machine.ram_usable_bytes is not None
+        growth = est.kv_bytes_per_token * self.targets.concurrency
+        if not known or growth <= 0:
+            return cap
+        room = sum(sizes) - (est.weights_bytes - est.token_embd_bytes) + BOUND_SLACK_BYTES
+        return min(cap, max(0, room) // growth + 1)
+
+    def holds(self, est: Estimate, tokens: int) -> bool:
+        """Whether every sequence holds `tokens` at est's rung, as `most` asks it (`most(est)` >= tokens exactly
+        when this holds: memory never shrinks as the context grows)."""
+        ctx = engine_context(tokens, self.engine)
+        if self.wanted == "gpu":
+            return fits_on_gpus(self.model.profile, est.quant, KVChoice(est.kv_type, est.kv_type), self.engine, ctx,
+                                self.machine, self.quants, self.model.weights)
+        return self.placed(self.run(est.quant, est.kv_type, ctx))
+
+    def _most(self, est: Estimate) -> int | None:
+        if self.wanted == "gpu":
+            r = self.rungs.get((est.quant, est.kv_type))
+            held = r is not None and r.est is not None  # _try saw the rung fit the GPUs at the context
+            total = search_terms(self.model.profile, est.quant, KVChoice(est.kv_type, est.kv_type), self.engine,
+                                 self.context, self.machine, self.quants, self.model.weights, solve_max_context=True,
+                                 fits_at=self.context if held else None)[1]
+        else:  # CPU-only, or a MoE box: the largest context that still runs there
+            fits = lambda ctx: self.placed(self.run(est.quant, est.kv_type, ctx))  # noqa: E731
+            start = self.context if self.placed(est) else 0
+            hi = max(self.context, est.model_max_context)
+            if self.wanted == "experts":  # a new search: bracketed by the bound (CPU-only stays as it was)
+                hi = max(start, min(hi, engine_context(self.most_bound(est), self.engine)))
+            total = _largest_fitting(fits, start, hi)
         return None if not total else per_sequence_context(total, self.engine)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A rung chosen on an option, not yet priced nor its max context solved (`_finish` does both)."""
+
+    meets: bool
+    why: str
+    rung: _Rung
 
 
 def evaluate(option: Option, model: Model, targets: Targets, econ: Economics, quants: QuantTable,
              power_model: PowerModel, apis: list[ApiPrice], exhaustive: bool = False,
              probe: _Probe | None = None) -> Candidate:
+    """The option's candidate (`_select`, then `_finish`)."""
+    p = probe if probe is not None else _Probe(option, model, targets, quants)
+    chosen = _select(option, targets, p, exhaustive)
+    return chosen if isinstance(chosen, Candidate) else _finish(option, p, chosen, econ, power_model, apis)
+
+
+def _finish(option: Option, p: _Probe, chosen: _Pending, econ: Economics, power_model: PowerModel,
+            apis: list[ApiPrice], max_context: int | None = None, solve: bool = True) -> Candidate:
+    """The chosen rung priced, with its max context solved (`solve`), else with `max_context` as given."""
+    r = chosen.rung
+    reach = p.most(r.est) if solve else max_context
+    return _priced(option, chosen.meets, chosen.why, r.est, reach, r.speed, econ, power_model, apis)
+
+
+def _select(option: Option, targets: Targets, p: _Probe, exhaustive: bool = False) -> Candidate | _Pending:
     """The option's candidate: the first rung of the ladder (weights high to low, within each the KV cache high to
     low) that holds the context and reaches the speed, priced; else the fastest rung that holds the context; else
     how close the leanest one comes.
 
     Memory only shrinks and speed only grows down each ladder, so the rungs that meet the targets are a tail of each:
     a bisection over the weights finds the first in a few estimates (`exhaustive` walks every rung from the top, the
-    reference the tests hold it to)."""
-    p = probe if probe is not None else _Probe(option, model, targets, quants)
+    reference the tests hold it to). A candidate that holds the context comes back as a `_Pending`."""
     ladder, kv_ladder = p.ladder, p.kv_ladder
 
     def slow(q, kv, r: _Rung) -> str:
         return f"{q} + {kv} KV decodes {r.decode:.1f} tok/s"
 
-    def met(r: _Rung, rejected: str | None) -> Candidate:
+    def met(r: _Rung, rejected: str | None) -> _Pending:
         why = ("the highest precision that holds the context and reaches the speed"
                + (f"; one step up, {rejected}" if rejected else ""))
-        return _priced(option, True, why, r.est, p.most(r.est), r.speed, econ, power_model, apis)
+        return _Pending(True, why, r)
 
-    def too_slow(r: _Rung) -> Candidate:
-        why = f"too slow (needs {targets.min_tokens_per_s:g} tok/s)"
-        return _priced(option, False, why, r.est, p.most(r.est), r.speed, econ, power_model, apis)
+    def too_slow(r: _Rung) -> _Pending:
+        return _Pending(False, f"too slow (needs {targets.min_tokens_per_s:g} tok/s)", r)
 
     def short(q: str | None, kv: str | None, rejected: str | None) -> Candidate:
         if q is None:
@@ -427,10 +576,10 @@ def evaluate(option: Option, model: Model, targets: Targets, econ: Economics, qu
         return last
 
     if not exhaustive and p.monotone():
-        # the walk from the top as far as rungs that do not fit take it (a memory check each, no estimate): a small
-        # or sparse model meets at its first rung that fits
-        first = next(((i, j) for i, q in enumerate(ladder) if p.weights(q) <= p.budget
-                      for j, kv in enumerate(kv_ladder) if p.rung(q, kv).status != "nofit"), None)
+        # the first rung from the top that fits (a memory check each, no estimate): a small or sparse model meets
+        # there. What fits is a tail of each ladder, so the first weight type whose leanest cache fits is bisected
+        # for, then its caches walked: the rung the walk from the top finds
+        first = _first_fitting(p)
         if first is not None and p.rung(ladder[first[0]], kv_ladder[first[1]]).status == "fast":
             return met(p.rung(ladder[first[0]], kv_ladder[first[1]]), rejected_before(*first))
         last = p.rung(ladder[-1], kv_ladder[-1])  # the leanest rung: the least memory, the most speed
@@ -481,6 +630,31 @@ def evaluate(option: Option, model: Model, targets: Targets, econ: Economics, qu
     if smallest is None:
         return short(None, None, rejected[-1] if rejected else None)
     return short(*smallest, None)
+
+
+def _first_fitting(p: _Probe) -> tuple[int, int] | None:
+    """(weight index, KV index) of the first rung in ladder order (weights high to low, within each the cache high
+    to low) that is not "nofit", as walking them all finds it. On GPUs, memory shrinks down both ladders
+    (`monotone`), so the weight types whose leanest cache fits are a tail of the weight ladder: a bisection on the
+    memory check alone (no estimate) finds where it starts, and the walk confirms the rung it lands on."""
+    ladder, kv_ladder = p.ladder, p.kv_ladder
+    walk = lambda start: next(((i, j) for i, q in enumerate(ladder) if i >= start and p.weights(q) <= p.budget  # noqa: E731
+                               for j, kv in enumerate(kv_ladder) if p.rung(q, kv).status != "nofit"), None)
+    # on GPUs the memory check alone; elsewhere (experts in RAM, CPU-only) each check is an estimate, so the
+    # bisection saves estimates rather than checks
+    fits = (lambda q: p.fits_gpus(q, kv_ladder[-1])) if p.wanted == "gpu" else \
+        (lambda q: p.rung(q, kv_ladder[-1]).status not in ("heavy", "nofit"))  # noqa: E731
+    lo = next((i for i, q in enumerate(ladder) if p.weights(q) <= p.budget), len(ladder))
+    hi = len(ladder) - 1
+    if lo > hi or not fits(ladder[hi]):
+        return walk(lo)  # none fits: the walk says so
+    while lo < hi:  # ladder[hi] fits with its leanest cache
+        mid = (lo + hi) // 2
+        if fits(ladder[mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    return walk(lo)  # the weight types above do not fit at all: the walk from here is the walk from the top
 
 
 def _largest_fitting(fits, lo: int, hi: int) -> int:
@@ -584,6 +758,7 @@ class _Skip:
     decode_bound: float  # the fastest the option could decode (all sequences)
     tp: int = 1  # the tensor-parallel degree it would run at
     leanest: str = ""  # put off: the status of its leanest rung ("slow": it holds the context, too slowly)
+    cross: bool = False  # hidden by an option of another card, or over the budget (not by fewer of its own card)
 
 
 @dataclass
@@ -642,15 +817,26 @@ def search(options: list[Option], model: Model, targets: Targets, econ: Economic
     settings = EngineSettings(name=targets.engine, parallel=targets.concurrency)
     cap = per_sequence_context(engine_context(model.profile.max_context, settings), settings)  # the model's own
     weights_of: dict[str, WeightsLayout] = {}
+    kv_bytes_of: dict[str, int] = {}
     done: list[tuple[int, Candidate]] = []
     cards: dict[str, _Card] = {}
     skipped: list[_Skip] = []
     tp_of = _tensor_parallel(model, targets, quants) if prune else None
 
+    frontier: list[Candidate] = []  # evaluated, bought, priced, meeting within the budget: what can hide others
+    # an option of these may have no cost of ownership: fewer of its card (or the same chip) hides it, not the cost
+    # (`dominates`), so no option of theirs is hidden by another card's (it could be what hides that one)
+    unpriced = {o.spec.id for o in options if o.kind == "buy" and o.price is None}
+
     def visit(i: int, o: Option, probe: _Probe, defer: bool) -> None:
-        card = cards.setdefault(o.spec.id, _Card()) if prune and o.kind == "buy" and o.spec.kind == "gpu" else None
+        # (a MoE box is no card: a second GPU keeps more experts, and decodes faster at the same rung)
+        card = (cards.setdefault(_card_key(o), _Card()) if prune and o.kind == "buy" and o.spec.kind == "gpu"
+                and not o.experts_in_ram else None)
         tp = tp_of(o.machine) if card is not None else 1
-        if card is not None and tp not in card.varies and (skip := next(
+        if defer and frontier and o.kind == "buy" and not within_budget_price(o.price, targets.budget):
+            # over the budget while something within it meets: never shown, never counted
+            skipped.append(_Skip(i, o, probe, None, False, 0.0, tp, "over budget", cross=True))
+        elif card is not None and tp not in card.varies and (skip := next(
                 (s for t, k in card.holders if t == tp and (s := _dominated(i, o, k, probe, card, tp, cap)) is not None),
                 None)) is not None:
             skipped.append(skip)
@@ -658,15 +844,56 @@ def search(options: list[Option], model: Model, targets: Targets, econ: Economic
             # its leanest rung, its fastest and smallest, does not meet: it matters only if nothing does
             skipped.append(_Skip(i, o, probe, None, False, 0.0, tp, lean))
         else:
-            c = evaluate(o, model, targets, econ, quants, power_model, apis, probe=probe)
+            chosen = _select(o, targets, probe)
+            c = None
+            if isinstance(chosen, Candidate):
+                c = chosen
+            elif defer and chosen.meets and o.kind == "buy" and o.spec.id not in unpriced:
+                # priced with a bound on its context: when a cheaper option evaluated already beats that, it beats
+                # the option whatever its context, and the max-context solve is not needed
+                est = chosen.rung.est
+                c = _finish(o, probe, chosen, econ, power_model, apis, None, solve=False)
+                if (by := _hider(c, frontier, probe.most_bound(est), lambda n: probe.holds(est, n))) is not None:
+                    skipped.append(_Skip(i, o, probe, by, True, c.decode_tokens_per_s * (1 + RELATIVE_NOISE), tp,
+                                         cross=True))
+                    if card is not None and probe.most_bound(est) >= cap and probe.holds(est, cap):
+                        # it may hide more of its card (`_dominated`, which needs the whole context held): solved
+                        # as an evaluated option is (quick when the model's limit fits); if it hides one,
+                        # `_might_hide_more` asks of both skips alike
+                        card.holders.append((tp, replace(c, max_context=probe.most(est))))
+                    c = None
+                else:
+                    c = replace(c, max_context=probe.most(chosen.rung.est))
+                if c is None:
+                    if card is not None:
+                        card.learn(tp, o.count, probe)
+                    return
+            else:
+                c = _finish(o, probe, chosen, econ, power_model, apis)
             done.append((i, c))
             if card is not None and c.decode_tokens_per_s is not None:
                 card.holders.append((tp, c))
+            if c.option.kind == "buy" and c.meets_targets and within_budget(c, targets.budget) and \
+                    c.tco is not None and c.decode_tokens_per_s is not None:
+                _add_frontier(frontier, c)
         if card is not None:
             card.learn(tp, o.count, probe)
 
-    for i, o in enumerate(options):
-        visit(i, o, _Probe(o, model, targets, quants, weights_of), defer=prune)
+    # cheapest first, so that what can hide the dearer options is known when they come; the counts of one card stay
+    # in order (what the skips of a card assume); identical machines (a rental and the same GPUs bought) share what
+    # was estimated on them
+    order = sorted(range(len(options)), key=lambda i: (options[i].kind != "buy", options[i].price is None,
+                                                        options[i].price or 0.0, i))
+    machines: dict[tuple, _Probe] = {}
+    for i in order:
+        o = options[i]
+        probe = _Probe(o, model, targets, quants, weights_of, kv_bytes_of)
+        key = (o.spec.id, o.count, o.memory_gib, o.ram_kit.id if o.ram_kit else None)
+        if (seen := machines.get(key)) is not None and seen.machine == o.machine:
+            probe.share(seen)
+        else:
+            machines[key] = probe
+        visit(i, o, probe, defer=prune)
     if not any(c.meets_targets and within_budget(c, targets.budget) for _, c in done):
         # nothing meets: what comes closest is shown (`closest`), so the options put off are evaluated, skipped
         # where dominated: those that hold the context first, then, unless they fill the list, those that do not
@@ -681,7 +908,7 @@ def search(options: list[Option], model: Model, targets: Targets, econ: Economic
     # Evaluated after all: the skips of a card where a larger count turned out faster at the same rung (what the
     # skips assumed it never is), and, as b dominating a and a dominating c imply b dominates c but for the speed
     # tie, a skipped option that could be faster than the one that hides it by a share that matters for another
-    late = [s for s in skipped if s.option.spec.id in cards and s.tp in cards[s.option.spec.id].varies]
+    late = [s for s in skipped if not s.cross and _card_key(s.option) in cards and s.tp in cards[_card_key(s.option)].varies]
     while True:
         if not late:
             ties = sorted(c.decode_tokens_per_s * (1 - SPEED_TIE_FRACTION) for _, c in done
@@ -697,6 +924,11 @@ def search(options: list[Option], model: Model, targets: Targets, econ: Economic
     return Plan(targets, econ, cands, tuple(notes), tuple((s.option, s.meets) for s in skipped))
 
 
+def _card_key(o: Option) -> tuple:
+    """What the skips of a card learn over its counts: the card, and a MoE box's RAM (another machine entirely)."""
+    return o.spec.id, o.ram_kit.id if o.ram_kit else None
+
+
 def _leanest(probe: _Probe, card: _Card | None, tp: int) -> str:
     """The status of the option's leanest rung: from a smaller count of the card when one held it, else estimated."""
     q, kv = probe.ladder[-1], probe.kv_ladder[-1]
@@ -708,11 +940,11 @@ def _tensor_parallel(model: Model, targets: Targets, quants: QuantTable):
     the weight or cache types)."""
     eng = engines.get(targets.engine)
     settings = EngineSettings(name=targets.engine, parallel=targets.concurrency)
-    ladder = weight_ladder(model, targets)
+    quant = weight_ladder(model, targets)[0]
     kv = KVChoice(eng.kv_ladder[0], eng.kv_ladder[0])
-    job = eng.prepare(model.profile, ladder[0], kv, settings, quants, model.weights)
     context = engine_context(targets.context, settings)
-    return lambda machine: eng.deployment(job, machine, context).tp
+    return lambda machine: search_terms(model.profile, quant, kv, settings, context, machine, quants,
+                                        model.weights)[0].tp
 
 
 def _dominated(index: int, o: Option, k: Candidate, probe: _Probe, card: _Card, tp: int, cap: int) -> _Skip | None:
@@ -763,6 +995,42 @@ def _might_hide_more(s: _Skip, ties: list[float]) -> bool:
     return s.decode_bound > k and bisect_right(ties, s.decode_bound) > bisect_right(ties, k)
 
 
+def _hider(c: Candidate, frontier: list[Candidate], bound: int, holds) -> Candidate | None:
+    """An option of `frontier` strictly cheaper to own than `c` that dominates it, whatever `c`'s max context
+    (`bound` at most; `holds(tokens)`: whether `c` holds that many): None when none does. Strictly cheaper, so that
+    whatever `c` would hide, it hides too but for the speed tie (`_might_hide_more`)."""
+    if c.tco is None:
+        return None
+    short = replace(c, max_context=None)  # every term but the context
+    best = max((b for b in frontier if b.tco < c.tco and dominates(b, short)),
+               key=lambda b: (b.max_context or 0, b.decode_tokens_per_s), default=None)
+    if best is None:
+        return None
+    reach = best.max_context or 0
+    if reach and (reach >= bound or not holds(reach + 1)):
+        return best  # c holds no more than `best`
+    return None
+
+
+def _covers(b: Candidate, f: Candidate) -> bool:
+    """b hides whatever f hides in `_hider`: no costlier, no slower, holding no less and no coarser weights."""
+    return (b.tco <= f.tco and b.decode_tokens_per_s >= f.decode_tokens_per_s
+            and (b.max_context or 0) >= (f.max_context or 0) and (b.bits_per_weight or 0.0) >= (f.bits_per_weight or 0.0))
+
+
+def _add_frontier(frontier: list[Candidate], c: Candidate) -> None:
+    """Keep `frontier` to the options no other in it covers (what `_hider` looks through)."""
+    if any(_covers(f, c) for f in frontier):
+        return
+    frontier[:] = [f for f in frontier if not _covers(c, f)]
+    frontier.append(c)
+
+
+def within_budget_price(price: float | None, budget: float | None) -> bool:
+    """A purchase price within the budget (an unknown price cannot be checked)."""
+    return budget is None or price is not None and price <= budget
+
+
 def within_budget(c: Candidate, budget: float | None) -> bool:
     """Bought: a known price at most the budget (an unknown price cannot be checked). Rented: rent over the years."""
     if budget is None:
@@ -792,9 +1060,37 @@ def dominates(b: Candidate, a: Candidate) -> bool:
 
 
 def undominated(cands: list[Candidate]) -> list[Candidate]:
-    """Hide options that are costlier and worse on every target than another of the same kind (buy / rent)."""
-    return [a for a in cands if not any(b is not a and b.option.kind == a.option.kind and dominates(b, a)
-                                        for b in cands)]
+    """Hide options that are costlier and worse on every target than another of the same kind (buy / rent).
+
+    The same as asking every pair, asked only of the pairs where `dominates` can hold: with both costs of ownership
+    known, those no costlier (sorted by it, a bisection finds them); else fewer of the same card bought."""
+    by_kind: dict[str, list[tuple[float, int, Candidate]]] = {}
+    same_card: dict[tuple[str, str], list[Candidate]] = {}
+    for i, b in enumerate(cands):
+        if b.decode_tokens_per_s is None:
+            continue  # dominates nothing
+        if b.tco is not None:
+            by_kind.setdefault(b.option.kind, []).append((b.tco, i, b))
+        if b.option.kind == "buy":
+            same_card.setdefault(("buy", b.option.spec.id), []).append(b)
+    for rows in by_kind.values():
+        rows.sort(key=lambda row: (row[0], row[1]))
+    costs = {kind: [row[0] for row in rows] for kind, rows in by_kind.items()}
+
+    def hidden(a: Candidate) -> bool:
+        if a.decode_tokens_per_s is None:
+            return False
+        if a.tco is not None:
+            rows = by_kind.get(a.option.kind, [])
+            if any(b is not a and dominates(b, a) for _, _, b in rows[:bisect_right(costs.get(a.option.kind, []),
+                                                                                  a.tco)]):
+                return True
+            # b without a known cost: only fewer of the same card
+            return any(b is not a and b.tco is None and dominates(b, a)
+                       for b in same_card.get((a.option.kind, a.option.spec.id), ()))
+        return any(b is not a and dominates(b, a) for b in same_card.get((a.option.kind, a.option.spec.id), ()))
+
+    return [a for a in cands if not hidden(a)]
 
 
 def sort_key(sort: str):

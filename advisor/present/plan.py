@@ -124,6 +124,12 @@ def plan_document(plan: Plan, sort: str, show_all: bool, seconds: float, plot: b
                     f"{count(e.tokens_per_day)} tokens/day (`advisor breakeven` shows the volume where one would).")
     tail.append("Prices: catalog launch prices of the GPUs only (not the rest of the PC) or of the whole "
                 "unified-memory system; `advisor gpus` lists them with sources.")
+    kits = {c.option.ram_kit.id: c.option.ram_kit for c in listed if c.option.ram_kit is not None}
+    if kits:
+        dates = sorted({k.as_of for k in kits.values()})
+        tail.append("GPU+RAM (experts): the routed experts in system RAM (llama.cpp --fit), read at channels x MT/s x "
+                    f"8 bytes; the RAM kit's retail price ({', '.join(dates)}) is in the price and the TCO "
+                    "(profiles/prices/ram.toml; --json: ram_kit).")
     if pick is not None:
         tail.append(f"Why {pick.quant} + {pick.kv_type} KV on {pick.label}: {pick.why}.")
     low = sorted({c.quant for c in listed if below_default(c.quant, t.engine)}, key=str)

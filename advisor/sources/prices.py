@@ -18,6 +18,7 @@ from advisor.sources.profiles import parse_toml
 
 TIERS = ("gpt-4", "llama-3-70b", "gpt-3.5")
 USER_FILE_NAME = "prices.toml"
+RAM_FILE_NAME = "ram.toml"  # system RAM kits: a table of its own (advisor/sources/ram_prices.py)
 MAX_PRICE_FIELD = 1e15  # any price, in any currency, or a memory size in GB: finite and far below float's range
 MAX_INT_FIELD = 1 << 53  # a GPU count or token limit: beyond it a float loses integers
 
@@ -245,7 +246,8 @@ def load_prices(user_file: str | os.PathLike | None = None) -> PriceTables:
 
     root = _profiles_root().joinpath("prices")
     texts = [(f"profiles/prices/{p.name}", p.read_text(encoding="utf-8"))
-             for p in sorted((p for p in root.iterdir() if p.name.endswith(".toml")), key=lambda p: p.name)]
+             for p in sorted((p for p in root.iterdir() if p.name.endswith(".toml") and p.name != RAM_FILE_NAME),
+                             key=lambda p: p.name)]
     from advisor.sources.files import TOML_LIMIT, read_text
 
     path = Path(user_file) if user_file is not None else default_user_file()
