@@ -317,3 +317,16 @@ def test_span_sums_equal_layer_by_layer_sums(model_id, a, b, cells, sequences, t
     by_layer = layout.rank_bytes(range(start, stop), cells, sequences, alloc, tp)
     assert layout.span_bytes(start, stop, cells, sequences, alloc, tp) == by_layer
     assert layout.total_for(list(range(start, stop)), cells, sequences, alloc, tp) == by_layer
+
+
+def test_a_device_use_copy_is_what_replace_makes():
+    """DeviceUse.but is a faster dataclasses.replace: the same object, and unknown fields refused as replace does."""
+    import dataclasses
+
+    from advisor.core.deployment import DeviceUse
+
+    u = DeviceUse("GPU 0", 10, 100, 20, 5, 1, 200, stage=1)
+    assert u.but(compute_share=0.5, read_bytes=7) == dataclasses.replace(u, compute_share=0.5, read_bytes=7)
+    assert u.but(weights_bytes=1).total_bytes == 1 + 20 + 5 + 1 and u.weights_bytes == 100
+    with pytest.raises(TypeError):
+        u.but(no_such_field=1)

@@ -170,15 +170,6 @@ def full_catalog(model, **kw):
     return opts + boxes, model_, targets, quants, apis, notes
 
 
-# NOT MET YET (issue 17): with the GPU+RAM (experts) boxes of issue 15 (~310 more options for a MoE model, each
-# estimate an expert placement) llama-4-scout takes ~2 s of CPU and glm-4.5-air / deepseek-v2 ~1.0-1.2 s on the 2-core
-# VM; the dense models pass. Marked so the suite reports it (XFAIL, XPASS) rather than hides it; remove the mark when
-# the estimate itself is faster (the knots of core/memory.max_context are each evaluated; a bisection would do).
-NOT_YET_FAST = pytest.mark.xfail(reason="issue 17: plan --max-gpus 16 not yet under 1 s for every MoE model",
-                                 strict=False)
-
-
-@NOT_YET_FAST
 @pytest.mark.parametrize("model", SLOWEST_TO_PLAN)
 def test_the_slowest_models_plan_16_gpus_in_under_a_second(model):
     opts, subject, targets, quants, apis, notes = full_catalog(model)
@@ -194,7 +185,6 @@ def test_the_slowest_models_plan_16_gpus_in_under_a_second(model):
     assert min(seconds) < SEARCH_SECONDS, f"{model}: {min(seconds):.2f} s of CPU"
 
 
-@NOT_YET_FAST
 def test_plan_16_gpus_answers_in_under_a_second_from_the_shell():
     """The whole command as a person runs it, start-up included, for the model that was the slowest (3 s)."""
     import subprocess

@@ -34,7 +34,7 @@ def estimate(
     `solve_max_context=False` leaves `max_context` None (a search over many machines solves it only for the
     combination it keeps)."""
     engine = engines.get(settings.name)
-    job = engine.prepare(model, quant, kv, settings, quants, weights)
+    job = _prepared(engine, model, quant, kv, settings, quants, weights)
     limit = engine.context_limit(job)
     if context is None:
         context = limit
@@ -97,6 +97,35 @@ def estimate(
     )
 
 
+# The jobs made lately: a search (`advisor plan`) asks about one model at a few quants on ~1,700 machines, and a job
+# (the weights, the cache layout, the resolved settings) depends on none of the machine. Keyed by identity for the
+# objects that are not hashed cheaply; each entry keeps them, so an id is never taken for another object's.
+_JOBS: dict = {}
+JOBS_KEPT = 256  # a plan needs a few dozen (quants x KV types); a check grid one per row
+
+
+def _prepared(engine, model, quant, kv, settings, quants, weights):
+    key = (engine.name, id(model), quant, kv, settings, id(quants), id(weights))
+    hit = _JOBS.get(key)
+    if hit is not None and hit[0] is model and hit[1] is quants and hit[2] is weights:
+        return hit[3]
+    job = engine.prepare(model, quant, kv, settings, quants, weights)
+    if len(_JOBS) >= JOBS_KEPT:
+        _JOBS.clear()
+    _JOBS[key] = (model, quants, weights, job)
+    return job
+
+
+def placement_of(model: ModelProfile, quant: str, kv: KVChoice, settings: EngineSettings, context: int,
+                 machine: Machine, quants: QuantTable, weights: WeightsLayout | None = None):
+    """(placement, offload) as `estimate` finds them at `context`, without the rest of the estimate: for searches
+    that bisect a context (`advisor plan`'s largest context on a MoE box or a CPU-only one)."""
+    engine = engines.get(settings.name)
+    job = _prepared(engine, model, quant, kv, settings, quants, weights)
+    placement = engine.place(job, engine.deployment(job, machine, context), machine, context)
+    return placement, _offload(placement)
+
+
 def _offload(placement) -> Offload:
     host = next((u for u in placement.devices if u.host), None)
     if host is not None and host.expert_layers:
@@ -126,7 +155,7 @@ def fits_on_gpus(model: ModelProfile, quant: str, kv: KVChoice, settings: Engine
     """Whether `context` runs entirely on the machine's GPU(s): the yes/no of `estimate`'s placement == "gpu",
     without the partial-offload search and the max-context solve (for searches over many machines)."""
     engine = engines.get(settings.name)
-    return engine.fits_on_gpus(engine.prepare(model, quant, kv, settings, quants, weights), machine, context)
+    return engine.fits_on_gpus(_prepared(engine, model, quant, kv, settings, quants, weights), machine, context)
 
 
 def kv_bytes_per_token(model: ModelProfile, kv: KVChoice, settings: EngineSettings, quants: QuantTable) -> int:
@@ -166,7 +195,7 @@ def search_terms(model: ModelProfile, quant: str, kv: KVChoice, settings: Engine
     solve `estimate` runs; `fits_at`, a context known to fit entirely on the GPU(s), and each answer the solve gets
     bound the others (memory never shrinks as the context grows), so no context is asked twice or needlessly."""
     engine = engines.get(settings.name)
-    job = engine.prepare(model, quant, kv, settings, quants, weights)
+    job = _prepared(engine, model, quant, kv, settings, quants, weights)
     deployment = engine.deployment(job, machine, context)
     if not solve_max_context:
         return deployment, None

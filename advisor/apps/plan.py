@@ -20,6 +20,8 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass, field, replace
 
+from functools import cached_property
+
 from advisor.sources.catalog import HardwareSpec
 from advisor.core.deployment import Deployment
 from advisor.core.cost import DAYS_PER_MONTH, MONTHS_PER_YEAR, TOKENS_PER_UNIT, LocalRun, Usage, busy_hours, compare
@@ -27,7 +29,8 @@ from advisor.errors import UsageError
 from advisor.detect.simulated import simulated_machine
 from advisor.core.hardware import Machine
 from advisor import engines
-from advisor.apps.estimate import engine_context, estimate, fits_on_gpus, per_sequence_context, search_terms
+from advisor.apps.estimate import (engine_context, estimate, fits_on_gpus, per_sequence_context, placement_of,
+                                   search_terms)
 from advisor.core.memory import EngineSettings, Estimate, KVChoice
 from advisor.core.power import PowerModel, system_power
 from advisor.sources.prices import ApiPrice, Rental
@@ -177,6 +180,14 @@ class Candidate:
 
 # Words a table can drop from a marketed name without losing which part it is ("GeForce RTX 4090" -> "RTX 4090").
 BRAND_WORDS = ("GeForce ", "Tesla ", "Instinct ", " Generation")
+
+
+def memory_layout(machine: Machine) -> tuple:
+    """What a placement and a max-context solve read of a machine, and nothing else: per GPU its kind and memory
+    (not its name, bandwidth or power, which only speed and cost read), the RAM, the CPU (llama.cpp's CPU-only
+    buffers depend on its ISA). Two machines with equal layouts get the same memory answers."""
+    return (tuple((d.kind, d.memory_total_bytes, d.memory_free_bytes) for d in machine.gpus),
+            machine.ram_total_bytes, machine.ram_available_bytes, machine.cpu)
 
 
 def short_name(spec: HardwareSpec) -> str:
@@ -333,8 +344,12 @@ class _Probe:
     """The rungs of the precision ladders tried on one option, each estimated at most once."""
 
     def __init__(self, option: Option, model: Model, targets: Targets, quants: QuantTable,
-                 weights_of: dict | None = None, kv_bytes_of: dict | None = None):
+                 weights_of: dict | None = None, kv_bytes_of: dict | None = None, memory_of: dict | None = None):
         self.option, self.model, self.targets, self.quants = option, model, targets, quants
+        # what depends on the machine's memory alone (estimates, fit checks, max contexts), per memory layout: the
+        # catalog has many cards of one memory size, and a search asks the same of each (speed is computed apart)
+        self.memory_of = {} if memory_of is None else memory_of
+        self.memory_key = memory_layout(option.machine)
         self.engine = EngineSettings(name=targets.engine, parallel=targets.concurrency)
         self.context = engine_context(targets.context, self.engine)  # every one of `concurrency` sequences holds it
         self.machine = option.machine
@@ -354,8 +369,33 @@ class _Probe:
         self.rungs, self.reach = other.rungs, other.reach
 
     def run(self, q: str, kv: str, ctx: int, solve: bool = False) -> Estimate:
-        return estimate(self.model.profile, q, KVChoice(kv, kv), self.engine, ctx, self.machine, self.quants,
-                        weights=self.model.weights, solve_max_context=solve)
+        key = ("estimate", q, kv, ctx, solve, self.memory_key)
+        if key not in self.memory_of:
+            self.memory_of[key] = estimate(self.model.profile, q, KVChoice(kv, kv), self.engine, ctx, self.machine,
+                                           self.quants, weights=self.model.weights, solve_max_context=solve)
+        return self.memory_of[key]
+
+    def placed_at(self, q: str, kv: str, ctx: int) -> bool:
+        """`placed(run(q, kv, ctx))` from the placement alone, once per memory layout."""
+        key = ("placed", q, kv, ctx, self.memory_key)
+        if key not in self.memory_of:
+            placement, offload = placement_of(self.model.profile, q, KVChoice(kv, kv), self.engine, ctx,
+                                              self.machine, self.quants, self.model.weights)
+            if self.wanted == "experts":
+                ok = placement.kind == "gpu" or placement.kind == "gpu+cpu" and offload.kind == "experts" and \
+                    placement.fits is not False
+            else:
+                ok = placement.kind == self.wanted
+            self.memory_of[key] = ok
+        return self.memory_of[key]
+
+    def fits_on(self, q: str, kv: str, ctx: int) -> bool:
+        """fits_on_gpus for this machine, once per memory layout."""
+        key = ("fits", q, kv, ctx, self.memory_key)
+        if key not in self.memory_of:
+            self.memory_of[key] = fits_on_gpus(self.model.profile, q, KVChoice(kv, kv), self.engine, ctx,
+                                               self.machine, self.quants, self.model.weights)
+        return self.memory_of[key]
 
     def layout(self, q: str) -> WeightsLayout:
         if self.model.weights is not None:
@@ -388,9 +428,7 @@ class _Probe:
         not, the rung is "nofit", recorded as `_try` would)."""
         if (q, kv) in self.rungs:
             return self.rungs[(q, kv)].status not in ("heavy", "nofit")
-        if self.weights(q) > self.budget or self.cannot_hold(q, kv) or not fits_on_gpus(
-                self.model.profile, q, KVChoice(kv, kv), self.engine, self.context, self.machine, self.quants,
-                self.model.weights):
+        if self.weights(q) > self.budget or self.cannot_hold(q, kv) or not self.fits_on(q, kv, self.context):
             self.rungs[(q, kv)] = _Rung("heavy") if self.weights(q) > self.budget else _Rung("nofit")
             return False
         return True
@@ -402,9 +440,15 @@ class _Probe:
         if kv not in self.kv_bytes_of or not self.machine.gpus:
             return False
         layout = self.layout(q)
-        held = sum(max(d.memory_total_bytes or 0, d.usable_bytes or 0) for d in self.machine.gpus)
-        return all(d.usable_bytes is not None for d in self.machine.gpus) and \
-            layout.total_bytes - layout.token_embd_bytes + self.kv_bytes_of[kv] > held + BOUND_SLACK_BYTES
+        held, known = self._gpu_memory
+        return known and layout.total_bytes - layout.token_embd_bytes + self.kv_bytes_of[kv] > held + BOUND_SLACK_BYTES
+
+    @cached_property
+    def _gpu_memory(self) -> tuple[int, bool]:
+        """(all the GPUs' memory, whether every GPU's usable memory is known), for `cannot_hold`'s bound."""
+        gpus = self.machine.gpus
+        return (sum(max(d.memory_total_bytes or 0, d.usable_bytes or 0) for d in gpus),
+                all(d.usable_bytes is not None for d in gpus))
 
     def monotone(self) -> bool:
         """The weights shrink down the ladder (what the shortcuts assume)."""
@@ -422,9 +466,7 @@ class _Probe:
     def _try(self, q: str, kv: str) -> _Rung:
         if self.weights(q) > self.budget:
             return _Rung("heavy")
-        if self.wanted == "gpu" and (self.cannot_hold(q, kv) or not fits_on_gpus(
-                self.model.profile, q, KVChoice(kv, kv), self.engine, self.context, self.machine, self.quants,
-                self.model.weights)):
+        if self.wanted == "gpu" and (self.cannot_hold(q, kv) or not self.fits_on(q, kv, self.context)):
             return _Rung("nofit")
         est = self.run(q, kv, self.context)
         self.kv_bytes_of.setdefault(kv, est.kv_bytes)
@@ -482,19 +524,22 @@ class _Probe:
         when this holds: memory never shrinks as the context grows)."""
         ctx = engine_context(tokens, self.engine)
         if self.wanted == "gpu":
-            return fits_on_gpus(self.model.profile, est.quant, KVChoice(est.kv_type, est.kv_type), self.engine, ctx,
-                                self.machine, self.quants, self.model.weights)
+            return self.fits_on(est.quant, est.kv_type, ctx)
         return self.placed(self.run(est.quant, est.kv_type, ctx))
 
     def _most(self, est: Estimate) -> int | None:
         if self.wanted == "gpu":
             r = self.rungs.get((est.quant, est.kv_type))
             held = r is not None and r.est is not None  # _try saw the rung fit the GPUs at the context
-            total = search_terms(self.model.profile, est.quant, KVChoice(est.kv_type, est.kv_type), self.engine,
-                                 self.context, self.machine, self.quants, self.model.weights, solve_max_context=True,
-                                 fits_at=self.context if held else None)[1]
+            key = ("most", est.quant, est.kv_type, self.context, held, self.memory_key)
+            if key not in self.memory_of:
+                self.memory_of[key] = search_terms(
+                    self.model.profile, est.quant, KVChoice(est.kv_type, est.kv_type), self.engine, self.context,
+                    self.machine, self.quants, self.model.weights, solve_max_context=True,
+                    fits_at=self.context if held else None)[1]
+            total = self.memory_of[key]
         else:  # CPU-only, or a MoE box: the largest context that still runs there
-            fits = lambda ctx: self.placed(self.run(est.quant, est.kv_type, ctx))  # noqa: E731
+            fits = lambda ctx: self.placed_at(est.quant, est.kv_type, ctx)  # noqa: E731
             start = self.context if self.placed(est) else 0
             hi = max(self.context, est.model_max_context)
             if self.wanted == "experts":  # a new search: bracketed by the bound (CPU-only stays as it was)
@@ -818,6 +863,7 @@ def search(options: list[Option], model: Model, targets: Targets, econ: Economic
     cap = per_sequence_context(engine_context(model.profile.max_context, settings), settings)  # the model's own
     weights_of: dict[str, WeightsLayout] = {}
     kv_bytes_of: dict[str, int] = {}
+    memory_of: dict[tuple, object] = {}  # _Probe.memory_of, shared by every option of this search
     done: list[tuple[int, Candidate]] = []
     cards: dict[str, _Card] = {}
     skipped: list[_Skip] = []
@@ -887,7 +933,7 @@ def search(options: list[Option], model: Model, targets: Targets, econ: Economic
     machines: dict[tuple, _Probe] = {}
     for i in order:
         o = options[i]
-        probe = _Probe(o, model, targets, quants, weights_of, kv_bytes_of)
+        probe = _Probe(o, model, targets, quants, weights_of, kv_bytes_of, memory_of)
         key = (o.spec.id, o.count, o.memory_gib, o.ram_kit.id if o.ram_kit else None)
         if (seen := machines.get(key)) is not None and seen.machine == o.machine:
             probe.share(seen)

@@ -222,6 +222,23 @@ class CacheLayout:
                 total += n * (spec.bytes(cells, sequences, alloc) * num // den)
         return total
 
+    def spans_at(self, cells: int, sequences: int = 1, alloc: Allocation = NO_PADDING, tp: int = 1):
+        """`span_bytes` at one size for many spans: a function (start, stop) -> bytes, each spec's bytes computed
+        once (a placement over 16 GPUs asks for 16 spans at every size it tries)."""
+        specs, counts = self._spans
+        each = []
+        for spec in specs:
+            num, den = spec.rank_fraction(tp)
+            each.append(spec.bytes(cells, sequences, alloc) * num // den)
+        pairs = tuple(zip(each, counts))
+
+        def span(start: int, stop: int) -> int:
+            if stop <= start:
+                return 0
+            return sum(n * (row[stop] - row[start]) for n, row in pairs)
+
+        return span
+
     def total_bytes(self, cells: int, sequences: int = 1, alloc: Allocation = NO_PADDING) -> int:
         return sum(spec.bytes(cells, sequences, alloc) for spec in self.layers)
 

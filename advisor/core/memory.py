@@ -190,8 +190,16 @@ def max_context(fits, totals, step: int, limit: int, breakpoints) -> int | None:
         k = b // step
         knots.update({max(1, min(limit // step, k + d)) for d in (-1, 0, 1)})
     knots = sorted(knots)
-    lo = max(k for k in knots if fits(k * step))
-    hi = min(k for k in knots if k > lo)
+    # the knots that fit are a prefix (memory never shrinks as the context grows): bisect for its end. knots[0] is
+    # 1 (fits, checked above) and knots[-1] the limit (does not)
+    a, b = 0, len(knots) - 1  # fits(knots[a]), not fits(knots[b])
+    while b - a > 1:
+        mid = (a + b) // 2
+        if fits(knots[mid] * step):
+            a = mid
+        else:
+            b = mid
+    lo, hi = knots[a], knots[b]
     # within (lo, hi) memory is affine in k: solve it per device, then correct float rounding
     k = lo + _affine_steps(totals, lo, hi, step)
     while k + 1 < hi and fits((k + 1) * step):

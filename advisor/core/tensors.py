@@ -159,11 +159,11 @@ class WeightsLayout:
     def with_sums(self) -> WeightsLayout:
         """Itself with every sum placement reads already computed, so that a stored (pickled) copy carries them."""
         for name in ("token_embd_bytes", "output_bytes", "layer_bytes", "layer_active_bytes", "expert_layer_bytes",
-                     "expert_layer_active_bytes", "active_bytes", "output_active_bytes", "_prefixes"):
+                     "expert_layer_active_bytes", "active_bytes", "output_active_bytes", "_prefixes", "total_bytes"):
             getattr(self, name)
         return self
 
-    @property
+    @cached_property
     def total_bytes(self) -> int:
         return self.token_embd_bytes + self.output_bytes + sum(self.layer_bytes)
 

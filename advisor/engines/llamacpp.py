@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import replace
+from functools import lru_cache
 
 from advisor.core.cache import Allocation
 from advisor.core.deployment import HOST, Deployment, DeviceUse, Offload, Placement, verdict
@@ -86,6 +88,12 @@ def layer_split(n_layers: int, n_gpu_layers: int, weights_of_gpus: list[float]) 
     return split
 
 
+@lru_cache(maxsize=4096)
+def _layer_split(n_layers: int, n_gpu_layers: int, weights_of_gpus: tuple[float, ...]) -> tuple[tuple[int, ...], ...]:
+    """`layer_split`, remembered: a placement search asks for the same few splits many times."""
+    return tuple(tuple(units) for units in layer_split(n_layers, n_gpu_layers, list(weights_of_gpus)))
+
+
 EXPERT_TENSORS = ("ffn_gate_exps", "ffn_up_exps", "ffn_down_exps")
 
 
@@ -127,9 +135,17 @@ def parse_override(text: str) -> str:
 MAX_PATTERN_LAYERS = 256
 
 
+# GPU loads remembered per engine (LlamaCpp._gpu_loads): one placement with its max-context solve asks for a few
+# dozen; a search moves from machine to machine, so only the latest matter
+LOADS_KEPT = 512
+
+
 class LlamaCpp(Engine):
     name = "llama.cpp"
     label = "llama.cpp"
+
+    def __init__(self):
+        self._loads: dict = {}
     loads_gguf = True
     default_quant = "Q4_K_M"
     check_kv_types = ("f16", "q8_0", "q4_0")
@@ -204,15 +220,31 @@ class LlamaCpp(Engine):
         return Deployment(self.name, tp=1, pp=max(1, len(machine.gpus)), sequences=s.parallel,
                           context_per_sequence=self.per_sequence(context, s))
 
-    def _gpu_uses(self, job: Job, cells: int, machine: Machine, n_gpu_layers: int) -> list[DeviceUse]:
+    def _gpu_loads(self, job: Job, cells: int, machine: Machine, n_gpu_layers: int) -> tuple[tuple, ...]:
+        """Per GPU, (units, weights, KV, compute, overhead, usable bytes) with the last `n_gpu_layers` units on the
+        GPUs: the numbers `_gpu_uses` makes DeviceUses of, without making them. A placement asks for the same ones
+        several times (the placement, the expert offload, the max-context solve): the last few are remembered, by
+        the identity of the job and the machine (each entry keeps both, so an id is never another object's)."""
+        key = (id(job), id(machine), cells, n_gpu_layers)
+        hit = self._loads.get(key)
+        if hit is not None and hit[0] is job and hit[1] is machine:
+            return hit[2]
+        loads = self._compute_loads(job, cells, machine, n_gpu_layers)
+        if len(self._loads) >= LOADS_KEPT:
+            self._loads.clear()
+        self._loads[key] = (job, machine, loads)
+        return loads
+
+    def _compute_loads(self, job: Job, cells: int, machine: Machine, n_gpu_layers: int) -> tuple[tuple, ...]:
         m, s, w = job.model, job.settings, job.weights
         gpus = machine.gpus
         known = [i for i, d in enumerate(gpus) if d.usable_bytes is not None]  # unknown memory holds nothing
-        split_known = (layer_split(m.layers, n_gpu_layers, [float(gpus[i].usable_bytes or 1) for i in known])
+        split_known = (_layer_split(m.layers, n_gpu_layers, tuple(float(gpus[i].usable_bytes or 1) for i in known))
                        if known and n_gpu_layers else [[] for _ in known])
         units_of = dict(zip(known, split_known))
         compute = compute_buffer_bytes(m, cells, s)
-        uses = []
+        kv_span = job.cache.spans_at(cells, s.parallel, job.alloc)
+        loads = []
         for i, dev in enumerate(gpus):
             units = units_of.get(i, [])
             # a device's units are contiguous: layers start..stop-1, and the output layer when unit n_layer is its
@@ -221,11 +253,16 @@ class LlamaCpp(Engine):
             wb = w.span_bytes(start, stop)
             if m.layers in units:
                 wb += w.output_bytes
-            kvb = job.cache.span_bytes(start, stop, cells, s.parallel, job.alloc)
+            kvb = kv_span(start, stop)
             overhead = CUDA_RUNTIME_BYTES if units and dev.kind == "gpu" else 0
-            uses.append(DeviceUse(dev.name, len(units), wb, kvb, compute if units else 0, overhead,
-                                  gpu_usable_bytes(dev, s.headroom_bytes), device_index=i, stage=i))
-        return uses
+            loads.append((len(units), wb, kvb, compute if units else 0, overhead,
+                          gpu_usable_bytes(dev, s.headroom_bytes)))
+        return tuple(loads)
+
+    def _gpu_uses(self, job: Job, cells: int, machine: Machine, n_gpu_layers: int) -> list[DeviceUse]:
+        return [DeviceUse(dev.name, units, wb, kvb, compute, overhead, usable, device_index=i, stage=i)
+                for i, (dev, (units, wb, kvb, compute, overhead, usable))
+                in enumerate(zip(machine.gpus, self._gpu_loads(job, cells, machine, n_gpu_layers)))]
 
     def _host_use(self, job: Job, cells: int, n_gpu_layers: int, machine: Machine, gpu_uses) -> DeviceUse:
         m, s, w = job.model, job.settings, job.weights
@@ -264,7 +301,7 @@ class LlamaCpp(Engine):
             read = w.active_span_bytes(start, stop) - sum(read_of[i] for i in mine)
             if stop < start + u.layers:  # holds the output layer
                 read += w.output_active_bytes
-            out.append(replace(u, weights_bytes=u.weights_bytes - moved, read_bytes=read))
+            out.append(u.but(weights_bytes=u.weights_bytes - moved, read_bytes=read))
             start += u.layers
         return out
 
@@ -295,17 +332,29 @@ class LlamaCpp(Engine):
         moe = [i for i in range(m.layers) if job.weights.expert_layer_bytes[i]]
         if not moe:
             return None
-        all_layers = self._gpu_uses(job, cells, machine, m.layers + 1)  # the same for every candidate
-        if not self._gpus_fit(self._expert_uses(job, cells, machine, frozenset(moe), all_layers)):
-            return None
-        lo, hi = 1, len(moe)  # the first k MoE layers' experts in RAM; k = len(moe) fits
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self._gpus_fit(self._expert_uses(job, cells, machine, frozenset(moe[:mid]), all_layers)):
-                hi = mid
-            else:
-                lo = mid + 1
-        return self._expert_placement(job, cells, machine, frozenset(moe[:lo]), all_layers)
+        all_layers = self._gpu_uses(job, cells, machine, m.layers + 1)  # every layer on the GPUs
+        # The first k MoE layers' experts go to RAM; prefix[k] is their bytes. A GPU holding layers start..stop-1
+        # (MoE layers a..b-1 of `moe`) sheds prefix[min(k, b)] - prefix[a] of them, which only grows with k, so the
+        # least k that makes every GPU fit is the largest of each GPU's least k: solved, not searched.
+        prefix = [0]
+        for i in moe:
+            prefix.append(prefix[-1] + job.weights.expert_layer_bytes[i])
+        need, start = 1, 0  # at least one layer's experts: the whole model did not fit
+        for u in all_layers:
+            if not u.layers:
+                continue
+            stop = min(start + u.layers, m.layers)
+            a, b = bisect_left(moe, start), bisect_left(moe, stop)
+            start += u.layers
+            if u.usable_bytes is None:
+                return None  # a GPU whose memory is unknown fits nothing for sure
+            excess = u.total_bytes - u.usable_bytes
+            if excess <= 0:
+                continue
+            if prefix[b] - prefix[a] < excess:
+                return None  # even all of its layers' experts in RAM leave it too full
+            need = max(need, bisect_left(prefix, prefix[a] + excess))
+        return self._expert_placement(job, cells, machine, frozenset(moe[:need]), all_layers)
 
     def place(self, job: Job, deployment: Deployment, machine: Machine, context: int) -> Placement:
         m = job.model
@@ -349,10 +398,10 @@ class LlamaCpp(Engine):
     def _placement(self, kind: str, gpu_uses, host: DeviceUse, gpu_layers: int) -> Placement:
         uses = list(gpu_uses) + [host]
         units = sum(u.layers for u in uses) or 1
-        uses = [replace(u, compute_share=u.layers / units) for u in uses]
+        uses = [u.but(compute_share=u.layers / units) for u in uses]
         if host.expert_layers:  # expert offload: the host does the active experts' share of the FLOPs
             total = sum(u.read_bytes or 0 for u in uses) or 1
-            uses = [replace(u, compute_share=(u.read_bytes or 0) / total) for u in uses]
+            uses = [u.but(compute_share=(u.read_bytes or 0) / total) for u in uses]
         if kind == "gpu":
             # every layer on the GPUs: RAM holds only the token embeddings (mmap-ed, read a row per token) and small
             # buffers, so an unknown RAM size does not make the verdict unknown
@@ -366,8 +415,8 @@ class LlamaCpp(Engine):
     def gpu_totals(self, job: Job, machine: Machine, context: int) -> list[tuple[int, int | None]]:
         if not machine.gpus:
             return []
-        uses = self._gpu_uses(job, self.cells(job, context), machine, job.model.layers + 1)
-        return [(u.total_bytes, u.usable_bytes) for u in uses if u.layers]
+        loads = self._gpu_loads(job, self.cells(job, context), machine, job.model.layers + 1)
+        return [(wb + kvb + compute + overhead, usable) for units, wb, kvb, compute, overhead, usable in loads if units]
 
     # ---------------------------------------------------------------- words
 

@@ -163,7 +163,21 @@ def _extra_words(query: list[str], form: list[str]) -> tuple[int, int] | None:
 
 
 def find_hardware(name: str, catalog: tuple[HardwareSpec, ...] | None = None) -> HardwareSpec:
-    catalog = catalog if catalog is not None else load_catalog()
+    """The catalog entry a name means (exact id or name first, then the fewest extra words)."""
+    if catalog is None:
+        catalog = load_catalog()
+        found = _FOUND.get(name)
+        if found is None or found[0] is not catalog:  # remembered only for this very catalog object
+            found = _FOUND[name] = (catalog, _find(name, catalog))
+        return found[1]
+    return _find(name, catalog)
+
+
+# name -> (the loaded catalog, its entry): `advisor plan` names ~1,700 machines, most of them many times
+_FOUND: dict[str, tuple] = {}
+
+
+def _find(name: str, catalog: tuple[HardwareSpec, ...]) -> HardwareSpec:
     query = [w for w in _words(name) if w not in GENERIC_WORDS] or _words(name)
     if not query:
         raise UsageError("empty hardware name")
