@@ -157,3 +157,51 @@ def test_readme_answers_the_blog_question_for_2026_with_the_tools_own_numbers():
         label = f"| `{model}` ({d['quant']}" + (", dense" if model == "llama-3.3-70b" else "") + ")"
         row = next(line for line in readme.splitlines() if line.startswith(label))
         assert [c.strip() for c in row.split("|")[2:-1]] == cells, (row, cells)
+
+
+# ---------------------------------------------------------------- the automatic expert offload is the least that fits
+
+from hypothesis import HealthCheck, given, settings as hsettings  # noqa: E402
+from hypothesis import strategies as hst  # noqa: E402
+
+
+def _auto_fit(model, vram, count, *extra):
+    from click.testing import CliRunner
+
+    from advisor.cli import main
+
+    gpus = ["--vram", str(vram), "--bandwidth", "900"] if count == 1 else ["--gpu", f"{count}x RTX 3060"]
+    args = ["fit", model, *gpus, "--ram", "256", "--context", "8192", "--json", *extra]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    return json.loads(r.output)
+
+
+REACHED: list = []  # the k of each example that offloaded experts (the next test checks there were some)
+
+
+@hsettings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(model=hst.sampled_from(["qwen3-30b-a3b", "gpt-oss-20b", "glm-4.5-air", "gpt-oss-120b"]),
+       vram=hst.integers(6, 80), count=hst.sampled_from([1, 2]))
+def test_auto_moves_the_fewest_layers_experts_that_make_the_gpus_fit(model, vram, count):
+    """llama.cpp's --fit moves the experts of as few first layers as make every GPU fit: k layers fit, k - 1 do not
+    (checked through --n-cpu-moe, which moves exactly the first N layers' experts)."""
+    d = _auto_fit(model, vram, count)
+    offload = d["deployment"]["offload"]
+    if offload["kind"] != "experts":
+        return  # it fits whole, or not even with every expert in RAM (then it falls back to whole layers)
+    k = offload["host_layers"]
+    REACHED.append(k)
+    assert all(x["fits"] for x in d["devices"] if not x["host"])
+    fewer = _auto_fit(model, vram, count, "--n-cpu-moe", str(k - 1)) if k > 1 else None
+    if fewer is not None:
+        assert not all(x["fits"] for x in fewer["devices"] if not x["host"]), (model, vram, count, k)
+
+
+def test_the_expert_offload_examples_reached_the_check():
+    """The property above returns early where nothing is offloaded: run a case known to offload, so that a change
+    making every example return early would still be noticed."""
+    d = _auto_fit("qwen3-30b-a3b", 14, 1)
+    assert d["deployment"]["offload"] == {"kind": "experts", "host_layers": 16}
+    assert not all(x["fits"] for x in _auto_fit("qwen3-30b-a3b", 14, 1, "--n-cpu-moe", "15")["devices"]
+                   if not x["host"])
