@@ -46,9 +46,10 @@ def simulated_machine(*args, **kwargs) -> Machine:
     return simulate(*args, **kwargs)
 
 
-def result_dict(est: Estimate, machine: Machine) -> dict:
-    """One estimate as JSON-ready data: the memory terms plus decode/prefill speed."""
-    return {**est.as_dict(), **estimate_speed(est, machine).as_dict()}
+def result_dict(est: Estimate, machine: Machine, speed=None) -> dict:
+    """One estimate as JSON-ready data: the memory terms plus decode/prefill speed (`speed`: estimate_speed's
+    answer for it, when the caller has it)."""
+    return {**est.as_dict(), **(speed or estimate_speed(est, machine)).as_dict()}
 
 
 def model(name: str) -> ModelProfile:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from itertools import accumulate
 from typing import ClassVar
 
 from advisor.core.formats import ElementType
@@ -199,14 +200,8 @@ class CacheLayout:
         model has a handful of distinct specs over hundreds of layers, and placement asks for many spans."""
         unique: dict[CacheSpec, int] = {}
         index = [unique.setdefault(spec, len(unique)) for spec in self.layers]
-        counts = []
-        for u in range(len(unique)):
-            acc, row = 0, [0]
-            for k in index:
-                acc += k == u
-                row.append(acc)
-            counts.append(row)
-        return tuple(unique), tuple(tuple(row) for row in counts)
+        counts = tuple(tuple(accumulate((k == u for k in index), initial=0)) for u in range(len(unique)))
+        return tuple(unique), counts
 
     def span_bytes(self, start: int, stop: int, cells: int, sequences: int = 1, alloc: Allocation = NO_PADDING,
                    tp: int = 1) -> int:

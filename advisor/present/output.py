@@ -12,7 +12,7 @@ import math
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 FORMATS = ("table", "json", "csv", "markdown")
 TERMINAL_WIDTH = 80  # the classic terminal, and the width when stdout is not one (a pipe, a file)
@@ -37,6 +37,9 @@ class Table:
 
 @dataclass(frozen=True)
 class Document:
+    """What a command says, in every format. `records` and `table` may also be given as functions that make them,
+    for documents whose JSON is what is asked for most (`check --json` need not lay out 150 table rows)."""
+
     data: object  # the JSON value
     records: tuple[dict, ...] = ()  # CSV rows
     head: tuple[str, ...] = ()  # lines before the table
@@ -71,6 +74,9 @@ def render(doc: Document, fmt: str, quiet: bool = False, colour: bool = False, w
         width = terminal_width()
     if fmt == "json":
         return to_json(doc.data)
+    if callable(doc.records) or callable(doc.table):  # made now that a format that needs them is asked for
+        doc = replace(doc, records=doc.records() if callable(doc.records) else doc.records,
+                      table=doc.table() if callable(doc.table) else doc.table)
     if fmt == "csv":
         return csv_text(doc.records)
     if fmt == "markdown":

@@ -95,13 +95,14 @@ def _tok_s(value) -> str:
     return f"~{value:.0f}" if value >= 10 else f"~{value:.1f}"
 
 
-def check_table(estimates: list[Estimate], machine: Machine) -> Table:
-    """One row per model x quant x KV type (the full KV layout is in fit and `advisor models`)."""
+def check_table(estimates: list[Estimate], machine: Machine, speeds=None) -> Table:
+    """One row per model x quant x KV type (the full KV layout is in fit and `advisor models`). `speeds`: each
+    row's estimate_speed, when made already."""
     from advisor.core.speed import estimate_speed
 
     rows = []
-    for e in estimates:
-        speed = estimate_speed(e, machine)
+    for n, e in enumerate(estimates):
+        decode = (speeds[n] if speeds is not None else estimate_speed(e, machine)).decode_tokens_per_s
         name = e.model + (" *" if e.what_if else "")
         max_ctx = fmt_tokens(e.max_context)
         if e.max_context is not None and e.max_context >= e.model_max_context:
@@ -109,15 +110,17 @@ def check_table(estimates: list[Estimate], machine: Machine) -> Table:
         kv = e.kv_type + (f" {e.kv_layout.split()[0]}" if e.kv_layout.startswith(("MLA", "YOCO")) else "")
         size = ("<=" if e.upper_bound else "") + f"{e.total_bytes / GIB:.1f}"
         rows.append((name, e.quant, kv, max_ctx, fmt_tokens(e.context), size,
-                     placement_word(e), _tok_s(speed.decode_tokens_per_s)))
+                     placement_word(e), _tok_s(decode)))
     headers = ("model", "quant", "KV", "GPU ctx", "ctx", "GiB", "runs on", "tok/s")
     return Table(headers, tuple(rows), status_column=6, wrap=(0,))
 
 
 def check_document(machine: Machine, estimates: list[Estimate]) -> Document:
     from advisor.api import result_dict
+    from advisor.core.speed import estimate_speed
 
-    results = [result_dict(e, machine) for e in estimates]
+    speeds = [estimate_speed(e, machine) for e in estimates]
+    results = [result_dict(e, machine, speed) for e, speed in zip(estimates, speeds)]
     head = machine_lines(machine)
     if estimates:
         head.append(engine_line(estimates[0]))
@@ -135,8 +138,8 @@ def check_document(machine: Machine, estimates: list[Estimate]) -> Document:
     tail.append("tok/s: decode, one sequence, full cache of ctx. Prefill, ranges: fit, --json.")
     tail.append("Next: advisor fit MODEL --explain   (one configuration, term by term)")
     return Document(data={"machine": machine.as_dict(), "results": results},
-                    records=tuple(scalars(r) for r in results), head=tuple(head),
-                    table=check_table(estimates, machine), tail=tuple(tail))
+                    records=lambda: tuple(scalars(r) for r in results), head=tuple(head),
+                    table=lambda: check_table(estimates, machine, speeds), tail=tuple(tail))
 
 
 def _what_if_summary(estimates: list[Estimate]) -> list[str]:
