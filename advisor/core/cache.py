@@ -98,8 +98,7 @@ class CacheSpec:
         return max(1, self.kv_heads // tp), self.kv_heads
 
 
-@dataclass(frozen=True)
-class FullAttention(CacheSpec):
+class FullAttention(CacheSpec):  # no fields of its own: the frozen dataclass methods are inherited
     kind: ClassVar[str] = "full"
 
 
@@ -125,16 +124,14 @@ class SlidingWindow(CacheSpec):
         return min(cells, self.fills_at(sequences, alloc))
 
 
-@dataclass(frozen=True)
-class ChunkedAttention(SlidingWindow):
+class ChunkedAttention(SlidingWindow):  # no fields of its own: the frozen dataclass methods are inherited
     """Llama 4's chunked local attention: a token attends within its chunk of `window` tokens; engines keep at
     most a chunk (plus their extra) per sequence, as for a sliding window."""
 
     kind: ClassVar[str] = "chunked"
 
 
-@dataclass(frozen=True)
-class MLALatent(CacheSpec):
+class MLALatent(CacheSpec):  # no fields of its own: the frozen dataclass methods are inherited
     """The compressed latent (K row) and, in llama.cpp mainline, a V latent. One head: replicated on every rank."""
 
     kind: ClassVar[str] = "mla_latent"
@@ -143,8 +140,7 @@ class MLALatent(CacheSpec):
         return 1, 1
 
 
-@dataclass(frozen=True)
-class RecurrentState(CacheSpec):
+class RecurrentState(CacheSpec):  # no fields of its own: the frozen dataclass methods are inherited
     """A fixed state per sequence (conv + SSM / delta-rule state), split over ranks by heads like attention."""
 
     kind: ClassVar[str] = "recurrent"
@@ -168,8 +164,7 @@ class SharedCache(CacheSpec):
         return 0
 
 
-@dataclass(frozen=True)
-class NoCache(CacheSpec):
+class NoCache(CacheSpec):  # no fields of its own: the frozen dataclass methods are inherited
     kind: ClassVar[str] = "none"
 
     def tokens_kept(self, cells: int, sequences: int, alloc: Allocation) -> int:

@@ -39,6 +39,11 @@ class Ollama(LlamaCpp):
     def cells(self, job: Job, context: int) -> int:
         return job.alloc.pad(context * job.settings.parallel)
 
+    def context_step(self, job: Job) -> int:
+        """num_ctx x slots cells in one pool, padded to 256: with 2 slots, every 128 of num_ctx is a new size (a step
+        of 256 skipped num_ctx 1..128, which fits where 256 may not)."""
+        return max(1, job.alloc.pad_tokens // job.settings.parallel)
+
     def _context_of_cells(self, job: Job, cells: int) -> int:
         return cells // job.settings.parallel
 
