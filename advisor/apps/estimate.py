@@ -68,7 +68,7 @@ def estimate(
         kv_cells=terms["cells"],
         parallel=s.parallel,
         flash_attn=bool(s.flash_attn),
-        weights_bytes=job.weights.total_bytes,
+        weights_bytes=terms.get("weights_bytes", job.weights.total_bytes),  # as placed (a tied output held once)
         token_embd_bytes=job.weights.token_embd_bytes,
         kv_bytes=terms["kv_bytes"],
         kv_k_bytes=terms["kv_k_bytes"],

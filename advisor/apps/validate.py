@@ -137,8 +137,33 @@ def _device(name: str, kind: str, memory: int, bandwidth: float | None, spec, in
 
 # ------------------------------------------------------------------ memory rows
 
+# llama-bench's backend column for a CPU-only build
+CPU_BACKEND = "cpu"
+# llama.cpp prints "kv_unified = true" when one cache is shared by the slots (-kvu); a row says so in other_reported
+KV_UNIFIED_WORD = "kv_unified = true"
+# A CPU-only row: its gpu cell starts with "none" ("none (CPU only: AMD EPYC, 2 cores, AVX-512, 24 GB RAM)")
+CPU_ONLY_PREFIX = "none"
+CPU_ISA_WORDS = {"avx-512": "avx512", "avx512": "avx512", "avx2": "avx2", "neon": "neon"}
+
+
+def _cpu_only_machine(row):
+    """(machine, named, None) for a CPU-only row: no GPU, the RAM and instruction set the cell names."""
+    from advisor.detect.simulated import with_cpu
+
+    text = row["gpu"].lower()
+    ram = re.search(r"(\d+(?:\.\d+)?)\s*gb ram", text)
+    ram_bytes = int(float(ram.group(1)) * GIB) if ram else HOST_RAM_BYTES
+    isa = next((v for k, v in CPU_ISA_WORDS.items() if k in text), None)
+    cores = re.search(r"(\d+)\s*cores?", text)
+    machine = Machine("simulated", (), ram_bytes, ram_bytes)
+    machine = with_cpu(machine, cores=int(cores.group(1)) if cores else None, isa=isa)
+    return machine, ram is not None, None
+
+
 def _memory_machine(row, engine: str):
     """(machine, named): a machine with the row's GPUs; named=False when the log does not say which GPU."""
+    if row["gpu"].strip().lower().startswith(CPU_ONLY_PREFIX):
+        return _cpu_only_machine(row)
     count, spec = resolve_hardware(row["gpu"])
     count = _first_int(row.get("n_gpus")) or count
     total_gib = _gib_value(row.get("other_reported", ""), "total_gpu_memory")
@@ -182,7 +207,8 @@ def memory_checks(row, registry) -> tuple[list[Check], list[Unmapped]]:
     budget_log = engines.get(engine).log_reports == "kv_budget"
     parallel = _first_int(row.get("n_seq_or_parallel")) if not budget_log else 1
     settings = EngineSettings(name=engine, parallel=parallel or 1,
-                              flash_attn=(row.get("flash_attn", "").strip() == "1") if row.get("flash_attn") else None)
+                              flash_attn=(row.get("flash_attn", "").strip() == "1") if row.get("flash_attn") else None,
+                              kv_unified=KV_UNIFIED_WORD in (row.get("other_reported") or ""))
     machine, named, spec = _memory_machine(row, engine)
     try:
         est = estimate(registry.model(profile), quant if known_quant else "Q4_K_M", KVChoice(kv_k, kv_v),
@@ -205,8 +231,12 @@ def memory_checks(row, registry) -> tuple[list[Check], list[Unmapped]]:
         if logged_kv is not None:
             checks.append(Check(rid, "kv", logged_kv, est.kv_bytes / MIB, TARGETS["kv"]))
         weights = _mib_values(row["model_buffer_mib_per_device"]) + _mib_values(row["cpu_or_host_model_buffer_mib"])
+        # CPU-only, the engine's host overhead gives back the tied output copy the weights list (llama.cpp's output
+        # layer is token_embd itself there); with a GPU the overhead is the CUDA runtime, which logs do not show
+        cpu_only = not machine.gpus
+        placed = est.weights_bytes + (est.overhead_bytes if cpu_only else 0)
         if weights and known_quant:
-            checks.append(Check(rid, "weights", sum(weights), est.weights_bytes / MIB, TARGETS["weights"]))
+            checks.append(Check(rid, "weights", sum(weights), placed / MIB, TARGETS["weights"]))
         compute = _mib_values(row["compute_buffer_mib_per_device"])
         if compute:
             per_gpu = est.compute_bytes / max(1, len([d for d in est.devices if not d.host and d.layers]))
@@ -214,7 +244,7 @@ def memory_checks(row, registry) -> tuple[list[Check], list[Unmapped]]:
         host = _mib_values(row["host_compute_buffer_mib"])
         if weights and compute and logged_kv is not None and known_quant:
             measured = sum(weights) + logged_kv + sum(compute) + sum(host)
-            predicted = (est.weights_bytes + est.kv_bytes + est.compute_bytes + est.host_compute_bytes) / MIB
+            predicted = (placed + est.kv_bytes + est.compute_bytes + est.host_compute_bytes) / MIB
             checks.append(Check(rid, "total", measured, predicted, TARGETS["total"]))
     outcome = row["outcome"].strip().lower()
     if named and (outcome.startswith("ran") or outcome.startswith("refused")):
@@ -250,10 +280,17 @@ def throughput_checks(row, registry) -> tuple[list[Check], list[Unmapped]]:
     bandwidth = bandwidth or (spec.bandwidth_gb_s if spec else None)
     if bandwidth is None:
         return [], [Unmapped(rid, "row", f"no bandwidth for '{row['hardware']}' (not in the row or the catalog)")]
-    kind = "apple" if row["backend"].strip().lower() == "metal" else "gpu"
-    devices = tuple(_device(row["hardware"], kind, UNNAMED_GPU_BYTES, bandwidth, spec, i)
-                    for i in range(_first_int(row.get("n_devices")) or 1))
-    machine = Machine("simulated", devices, HOST_RAM_BYTES, HOST_RAM_BYTES)
+    backend = row["backend"].strip().lower()
+    if backend == CPU_BACKEND:  # a CPU-only run: the measured RAM bandwidth, the cores and ISA the hardware names
+        from dataclasses import replace
+
+        machine, _, _ = _cpu_only_machine({"gpu": row["hardware"]})
+        machine = replace(machine, cpu_bandwidth_gb_s=bandwidth, cpu_bandwidth_measured=True)
+    else:
+        kind = "apple" if backend == "metal" else "gpu"
+        devices = tuple(_device(row["hardware"], kind, UNNAMED_GPU_BYTES, bandwidth, spec, i)
+                        for i in range(_first_int(row.get("n_devices")) or 1))
+        machine = Machine("simulated", devices, HOST_RAM_BYTES, HOST_RAM_BYTES)
     est = estimate(registry.model(profile), quant, KVChoice(), EngineSettings(flash_attn=False), BENCH_CONTEXT,
                    machine, registry.quants)
     speed = estimate_speed(est, machine)

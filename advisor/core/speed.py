@@ -270,6 +270,8 @@ def _weights_read(use, held: int, batch_share: float, concurrency: int) -> float
     device's own active bytes, of which N tokens touch 1 - (1 - share)^N."""
     if use.read_bytes is None:
         return held * batch_share
+    if use.read_bytes >= held:  # it reads all it holds and more (a tied output: token_embd read whole for logits)
+        return float(use.read_bytes)
     if not held:
         return 0.0
     share = min(1.0, use.read_bytes / held)

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from advisor.core.cache import Allocation
@@ -57,6 +57,14 @@ def compute_buffer_bytes(model: ModelProfile, cells: int, settings: EngineSettin
         attention = cells * ub * m.heads * F32_BYTES + cells * v_dim * F16_BYTES + rows
     logits = ub * (m.vocab + LOGITS_PHASE_EMBD_ROWS * m.hidden) * F32_BYTES
     return max(attention, logits)
+
+
+def output_buffer_bytes(model: ModelProfile, settings: EngineSettings) -> int:
+    """llama.cpp's host "output buffer": f32 logits for n_vocab x max(n_outputs, n_seq_max) rows, reserved at context
+    creation with n_outputs = n_seq_max (src/llama-context.cpp llama_context::output_reserve@0c1e5709; no embeddings
+    buffer unless asked). Measured on this CPU (tests/data/llamacpp_cpu): 0.49 MiB for 128256 x 1, 4.00 MiB for
+    262208 x 4 slots."""
+    return model.vocab * settings.parallel * F32_BYTES
 
 
 def host_compute_bytes(model: ModelProfile, cells: int, settings: EngineSettings) -> int:
@@ -135,6 +143,124 @@ def parse_override(text: str) -> str:
 MAX_PATTERN_LAYERS = 256
 
 
+# ---------------------------------------------------------------- CPU_REPACK: the CPU backend's interleaved copy
+# On a CPU-only machine llama.cpp loads every weight it can into the CPU backend's extra buffer type CPU_REPACK
+# (src/llama-model.cpp make_cpu_buft_list: the extra buffer types come before plain CPU; with a GPU the GPU's host
+# buffer type comes first, so this rule is applied to CPU-only machines only). A tensor goes there when the op that
+# uses it is a MUL_MAT of a 2-D weight or a MUL_MAT_ID of a 3-D expert tensor
+# (ggml/src/ggml-cpu/repack.cpp extra_buffer_type::supports_op@0c1e5709) and its type has a repacked layout for the
+# CPU's instruction set with ne[1] a multiple of the interleave (repack.cpp ggml_repack_get_optimal_repack_type). The
+# repacked copy is as large as the tensor (get_alloc_size defaults to ggml_nbytes) and sits beside the file's
+# memory map, which still spans every tensor (measured: CPU_Mapped = all tensor data, CPU_REPACK = the repacked
+# ones; tests/data/llamacpp_cpu). token_embd is read by GET_ROWS, so it is never repacked (nor is a tied output,
+# which is the same tensor).
+# What that costs in RAM: the copy is written once at load, from the mapped pages of the same tensors, which are
+# then never read again. They stay in the page cache (RSS = mapped + repack when memory is plentiful: measured,
+# tests/data/llamacpp_cpu/logs/llama8b_rss_samples.log) but are clean file pages the kernel drops under pressure, and
+# llama.cpp's own accounting (common_memory_breakdown_print, which its --fit plans with) counts the repacked copy in
+# place of them. So the host's memory is the file's weights as before; the copy is reported, not added (counting both
+# would refuse a 70B Q4_K_M on 64 GB, which runs).
+# type -> the multiple of ne[1] its layout needs; x86 with AVX2 (ggml_cpu_has_avx2):
+REPACK_X86_AVX2 = {"Q4_0": 8, "Q4_K": 8, "IQ4_NL": 8, "MXFP4": 8}
+REPACK_X86_AVX512 = {"Q2_K": 8}  # with AVX-512F as well (ggml_cpu_has_avx512: q2_K_8x8_q8_K)
+# ARM with NEON dot products (ggml_cpu_has_dotprod; i8mm changes the layout, not the set of types)
+REPACK_ARM_DOTPROD = {"Q4_0": 4, "Q4_K": 8, "Q5_K": 8, "Q6_K": 8, "IQ4_NL": 4, "MXFP4": 4, "Q8_0": 4, "Q1_0": 4}
+X86_AVX2_FLAGS = ("avx2",)
+X86_AVX512_FLAGS = ("avx512f",)
+ARM_DOTPROD_FLAGS = ("dotprod", "asimddp")  # /proc/cpuinfo spells it asimddp
+# A CPU whose instruction set is not known (a simulated machine without --cpu-isa): today's x86-64 desktops and
+# servers all have AVX2, so it is assumed, and said.
+ASSUMED_CPU_FLAGS = ("avx2",)
+# Weight tensors that are not MUL_MAT / MUL_MAT_ID weights: looked up by row (token_embd, and the tied output, which
+# is that tensor), or 3-D weights of a plain MUL_MAT (deepseek2's attn_k_b / attn_v_b: repack.cpp supports_op
+# takes only 2-D weights for MUL_MAT).
+NOT_REPACKED = ("token_embd", "per_layer_token_embd", "output (tied", "attn_k_b", "attn_v_b")
+
+
+def repack_types(flags) -> dict[str, int]:
+    """The weight types llama.cpp's CPU backend repacks on a CPU with these ISA flags, each with the multiple of
+    ne[1] it needs (repack.cpp ggml_repack_get_optimal_repack_type@0c1e5709)."""
+    seen = {f.lower() for f in flags}
+    if seen & set(X86_AVX2_FLAGS + X86_AVX512_FLAGS):  # every AVX-512 CPU has AVX2
+        out = dict(REPACK_X86_AVX2)
+        if seen & set(X86_AVX512_FLAGS):
+            out.update(REPACK_X86_AVX512)
+        return out
+    if seen & set(ARM_DOTPROD_FLAGS):
+        return dict(REPACK_ARM_DOTPROD)
+    return {}
+
+
+def machine_cpu_flags(machine: Machine) -> tuple[tuple[str, ...], bool]:
+    """(the CPU's ISA flags, whether they are known) from Machine.cpu (detected or given), else ASSUMED_CPU_FLAGS."""
+    cpu = getattr(machine, "cpu", None)
+    if cpu is not None:
+        flags = tuple(getattr(cpu, "flags", ()) or ())
+        isa = getattr(cpu, "isa", None)
+        if isa is not None:
+            flags += tuple(getattr(isa, "requires", ()) or ())
+        if flags:
+            return flags, True
+    return ASSUMED_CPU_FLAGS, False
+
+
+def _repack_candidate(name: str) -> bool:
+    base = name.split(".", 2)[2] if name.startswith("blk.") else name
+    return not any(base.startswith(n) for n in NOT_REPACKED)
+
+
+@lru_cache(maxsize=256)
+def _recipe_matmul_bytes(model: ModelProfile, recipe, quants) -> tuple[tuple[tuple[str, int, int], ...], int]:
+    """((type, ne[1], bytes) of each weight a MUL_MAT / MUL_MAT_ID reads, the tied output copy's bytes) of a
+    recipe's tensors (core/tensors.tensor_list). A tensor's rows are ne[1] (x experts for an expert tensor)."""
+    from advisor.core.tensors import tensor_list
+
+    rows, tied = [], 0
+    for t in tensor_list(model, recipe, quants):
+        if t.name.startswith("output (tied"):
+            tied += t.nbytes
+        if not _repack_candidate(t.name) or t.rows <= 1:
+            continue
+        ne1 = t.rows // model.experts if "_exps" in t.name and model.experts else t.rows
+        rows.append((t.type.upper(), ne1, t.nbytes))
+    return tuple(rows), tied
+
+
+@dataclass(frozen=True)
+class LlamaJob(Job):
+    """A Job with what llama.cpp's CPU-side rules need: the recipe the weights came from (None: a GGUF file's)."""
+
+    recipe: object = None
+    quants: object = None
+
+    def matmul_weights(self) -> tuple[tuple[str, int, int], ...]:
+        """(ggml type, ne[1], bytes) of every MUL_MAT / MUL_MAT_ID weight (a GGUF file's from its header)."""
+        own = getattr(self.weights, "matmul_weights", None)
+        if own is not None:
+            return own
+        return _recipe_matmul_bytes(self.model, self.recipe, self.quants)[0] if self.recipe is not None else ()
+
+    def tied_copy_bytes(self) -> int:
+        """The output layer a tied embedding becomes, as the layout counts it (llama.cpp copies it only to a GPU)."""
+        if not self.model.tied_embeddings:
+            return 0
+        own = getattr(self.weights, "tied_copy_bytes", None)
+        if own is not None:
+            return own
+        return _recipe_matmul_bytes(self.model, self.recipe, self.quants)[1] if self.recipe is not None else 0
+
+
+def repacked_bytes(matmul_weights, flags) -> int:
+    """Bytes of llama.cpp's CPU_REPACK buffer: the (type, ne[1], bytes) weights a CPU with these flags repacks."""
+    types = repack_types(flags)
+    return sum(n for t, ne1, n in matmul_weights if t in types and ne1 % types[t] == 0)
+
+
+def repack_bytes(job: Job, flags) -> int:
+    """Bytes of llama.cpp's CPU_REPACK buffer for this model on a CPU with these flags (CPU-only machines)."""
+    return repacked_bytes(job.matmul_weights(), flags) if isinstance(job, LlamaJob) else 0
+
+
 # GPU loads remembered per engine (LlamaCpp._gpu_loads): one placement with its max-context solve asks for a few
 # dozen; a search moves from machine to machine, so only the latest matter
 LOADS_KEPT = 512
@@ -175,6 +301,11 @@ class LlamaCpp(Engine):
         # n_swa (x slots when unified) + n_ubatch cells (src/llama-kv-cache-iswa.cpp:73)
         return Allocation(PAD_CELLS, pooled=settings.kv_unified or settings.parallel == 1,
                           window_extra_tokens=settings.n_ubatch)
+
+    def prepare(self, model, quant, kv, settings, quants, weights=None) -> LlamaJob:
+        job = super().prepare(model, quant, kv, settings, quants, weights)
+        recipe = quants.recipe(quant) if weights is None else None
+        return LlamaJob(job.model, job.weights, job.cache, job.settings, job.alloc, recipe, quants)
 
     def mla_layout_for(self, settings: EngineSettings) -> str:
         # V-less MLA cache since ggml-org/llama.cpp#19067 (2026-01-25, src/llama-kv-cache.cpp `has_v = !is_mla`);
@@ -268,14 +399,43 @@ class LlamaCpp(Engine):
         m, s, w = job.model, job.settings, job.weights
         n_cpu = min(m.layers, m.layers + 1 - n_gpu_layers) if n_gpu_layers <= m.layers else 0  # layers 0..n_cpu-1
         wb = w.token_embd_bytes + w.span_bytes(0, n_cpu)
+        read = None  # its share of the model's reads (speed works it out)
         if n_gpu_layers == 0:
             wb += w.output_bytes
+            shared = self._tied_copy(job)
+            if shared:
+                # the output layer in RAM: a tied embedding is token_embd itself there (TENSOR_DUPLICATED makes a copy
+                # only in another buffer; measured: CPU_Mapped = the file's tensor data, tests/data/llamacpp_cpu), so
+                # it is held once; decode still reads it whole for the logits, beside the layers' reads
+                wb -= shared
+                read = w.active_span_bytes(0, n_cpu) + w.output_active_bytes
         kvb = job.cache.span_bytes(0, n_cpu, cells, s.parallel, job.alloc)
-        compute = host_compute_bytes(m, cells, s)
+        compute = self._host_buffers(job, cells, bool(gpu_uses))
         if not machine.gpus or n_gpu_layers == 0:
             compute += compute_buffer_bytes(m, cells, s)  # the CPU backend runs the whole graph
         return DeviceUse("host RAM", n_cpu, wb, kvb, compute, 0, host_usable_bytes(machine, gpu_uses),
-                         host=True, device_index=HOST, stage=len(machine.gpus))
+                         host=True, device_index=HOST, stage=len(machine.gpus), read_bytes=read)
+
+    @staticmethod
+    def _tied_copy(job: Job) -> int:
+        return job.tied_copy_bytes() if isinstance(job, LlamaJob) else 0
+
+    @staticmethod
+    def _host_buffers(job: Job, cells: int, with_gpus: bool) -> int:
+        """Host buffers beside the weights and the cache. Beside GPUs: the CUDA_Host compute buffer (KQ mask, inputs;
+        its output buffer, n_vocab x slots x 4 bytes, is left out: under 1 MiB at one slot, and the GPU calibration
+        logs do not show it). CPU-only: the output buffer; the mask and inputs are in the one CPU compute buffer."""
+        if with_gpus:
+            return host_compute_bytes(job.model, cells, job.settings)
+        return output_buffer_bytes(job.model, job.settings)
+
+    @staticmethod
+    def _cpu_repack(job: Job, machine: Machine) -> int:
+        """The CPU_REPACK copy on a CPU-only machine (see REPACK_X86_AVX2); 0 with a GPU. Not added to the host's
+        memory: it takes the place of the file's pages of those tensors (see the notes above REPACK_X86_AVX2)."""
+        if machine.gpus:
+            return 0
+        return repack_bytes(job, machine_cpu_flags(machine)[0])
 
     @staticmethod
     def _gpus_fit(uses) -> bool:
@@ -309,7 +469,7 @@ class LlamaCpp(Engine):
         w, m, s = job.weights, job.model, job.settings
         experts = sum(w.expert_layer_bytes[i] for i in cpu_experts)
         read = sum(w.expert_layer_active_bytes[i] for i in cpu_experts)
-        compute = host_compute_bytes(m, cells, s)
+        compute = self._host_buffers(job, cells, True)
         return DeviceUse("host RAM", 0, w.token_embd_bytes + experts, 0, compute, 0,
                          host_usable_bytes(machine, gpu_uses), host=True, device_index=HOST, stage=len(machine.gpus),
                          read_bytes=read, expert_layers=len(cpu_experts))
@@ -431,6 +591,20 @@ class LlamaCpp(Engine):
                          f"{placement.gpu_layers}/{m.layers + 1} layers); the rest run from RAM")
         if s.parallel > 1:
             notes += self._parallel_notes(context, s)
+        host = next((u for u in placement.devices if u.host), None)
+        shared = self._tied_copy(job)
+        if host is not None and shared and placement.gpu_layers == 0:
+            notes.append(f"tied embedding: on the CPU the output layer is token_embd itself, held once (the "
+                         f"{fmt_gib(shared, 2)} copy a GPU would hold is not made)")
+        repack = self._cpu_repack(job, machine) if placement.kind in ("cpu", "none") else 0
+        if repack:
+            flags, known = machine_cpu_flags(machine)
+            rules = repack_types(flags)
+            types = "/".join(sorted({t for t, _, n in job.matmul_weights() if t in rules and n}))
+            notes.append(f"CPU_REPACK: llama.cpp copies the {types} weights ({fmt_gib(repack, 2)}) into its repacked "
+                         "layout; the file's pages of them are read once at load and are page cache the kernel can "
+                         f"drop (the process's RSS can show both: {fmt_gib(repack, 2)} more than the total here)"
+                         + ("" if known else "; CPU assumed to have AVX2 (--cpu-isa names another)"))
         return notes
 
     def _parallel_notes(self, context: int, settings: EngineSettings) -> list[str]:
@@ -454,8 +628,10 @@ class LlamaCpp(Engine):
             attn = "n_ctx x n_ubatch x n_head x 4 (f32 scores) + n_ctx x n_embd_v x 2 + 4 x n_ubatch x n_embd x 4"
         lines.append(f"  compute  = max(attention: {attn}, logits: n_ubatch x (n_vocab + 2 x n_embd) x 4) per GPU"
                      f" = {e.compute_bytes} ({fmt_mib(e.compute_bytes)} in all)")
-        lines.append(f"  host compute = n_ctx x n_ubatch x 4 + n_ubatch x n_embd x 4 = {e.host_compute_bytes}"
-                     f" ({fmt_mib(e.host_compute_bytes)})")
+        gpu = any(not d.host for d in e.devices)
+        host = ("n_ctx x n_ubatch x 4 + n_ubatch x n_embd x 4 (CUDA_Host compute)" if gpu else
+                "n_vocab x slots x 4 (the output buffer)")
+        lines.append(f"  host compute = {host} = {e.host_compute_bytes} ({fmt_mib(e.host_compute_bytes)})")
         lines.append(f"  overhead = CUDA runtime {fmt_mib(CUDA_RUNTIME_BYTES)} per GPU used = {e.overhead_bytes}"
                      f" ({fmt_mib(e.overhead_bytes)})")
         lines.append(f"  total    = weights + KV + compute + host compute + overhead = {e.total_bytes}"
@@ -468,10 +644,13 @@ class LlamaCpp(Engine):
         """The estimate's machine-wide terms: cells, K/V split, compute buffers (per GPU, and the host's)."""
         cells = self.cells(job, context)
         k, v = job.cache.split_bytes(cells, job.settings.parallel, job.alloc)
-        compute = (sum(u.compute_bytes for u in placement.devices if not u.host)
-                   or compute_buffer_bytes(job.model, cells, job.settings))
+        gpu_compute = sum(u.compute_bytes for u in placement.devices if not u.host)
+        compute = gpu_compute or compute_buffer_bytes(job.model, cells, job.settings)
+        host_buffers = self._host_buffers(job, cells, any(not u.host for u in placement.devices))
+        # the weights as placed: every tensor once where it is held (a tied output is token_embd itself on the CPU)
+        placed = sum(u.weights_bytes for u in placement.devices)
         return {"cells": cells, "kv_bytes": k + v, "kv_k_bytes": k, "kv_v_bytes": v, "compute_bytes": compute,
-                "host_compute_bytes": host_compute_bytes(job.model, cells, job.settings)}
+                "host_compute_bytes": host_buffers, "weights_bytes": placed}
 
 
 ENGINE = LlamaCpp()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from advisor.errors import ProfileError
@@ -40,8 +41,20 @@ def split_parts(path: Path) -> list[Path]:
     return parts
 
 
-def read_metadata_and_tensors(path: Path) -> tuple[dict, list[tuple[str, str, int, int]]]:
-    """(metadata of the first part, [(tensor name, type name, elements, bytes)] over every part)."""
+@dataclass(frozen=True)
+class FileWeightsLayout(WeightsLayout):
+    """A GGUF file's weights, with what llama.cpp's CPU backend decides per tensor: the (ggml type, ne[1], bytes) of
+    each weight a MUL_MAT / MUL_MAT_ID reads (engines/llamacpp.py repack_bytes picks the repacked ones; ne[1] 0 when
+    the header's shapes were not kept, as in a cached remote header) and the bytes of the tied output copy the
+    layout counts (llama.cpp makes it only in a GPU's memory)."""
+
+    matmul_weights: tuple = ()
+    tied_copy_bytes: int = 0
+
+
+def read_metadata_and_tensors(path: Path, shapes: dict | None = None) -> tuple[dict, list[tuple[str, str, int, int]]]:
+    """(metadata of the first part, [(tensor name, type name, elements, bytes)] over every part); `shapes`, when
+    given, gets each tensor's ggml shape by name."""
     from advisor.sources.gguf_header import read_file
 
     metadata: dict = {}
@@ -51,6 +64,8 @@ def read_metadata_and_tensors(path: Path) -> tuple[dict, list[tuple[str, str, in
         if i == 0:
             metadata = header.metadata
         tensors += tensor_rows(header)
+        if shapes is not None:
+            shapes.update((t.name, t.shape) for t in header.tensors)
     return metadata, tensors
 
 
@@ -91,13 +106,16 @@ def _file_type(meta: dict, tensors) -> str:
 def import_gguf(path: Path, model_id: str | None = None) -> Imported:
     from advisor.sources.hf_config import default_id
 
-    meta, tensors = read_metadata_and_tensors(path)
+    shapes: dict = {}
+    meta, tensors = read_metadata_and_tensors(path, shapes)
     default = default_id(path.with_name(SPLIT_NAME.sub(r"\g<stem>.gguf", path.name)))
-    return profile_from_gguf(meta, tensors, str(path), model_id or default, path.stem)
+    return profile_from_gguf(meta, tensors, str(path), model_id or default, path.stem, shapes)
 
 
-def profile_from_gguf(meta: dict, tensors, where: str, model_id: str, fallback_name: str) -> Imported:
-    """A profile and its exact weights from a GGUF's metadata and tensor table (a local file's or a remote one's)."""
+def profile_from_gguf(meta: dict, tensors, where: str, model_id: str, fallback_name: str,
+                      shapes: dict | None = None) -> Imported:
+    """A profile and its exact weights from a GGUF's metadata and tensor table (a local file's or a remote one's;
+    `shapes`, tensor name -> ggml shape, when the header's shapes are at hand)."""
     from advisor.sources.hf_config import load_hf_types
     from advisor.sources.profiles import model_from_fields
 
@@ -151,7 +169,10 @@ def profile_from_gguf(meta: dict, tensors, where: str, model_id: str, fallback_n
             warnings.remove("KV heads differ per layer; every layer counted with the most")
     else:
         window = num("attention.sliding_window", required=False, minimum=0) or 0
-        if window and kind and kind.sliding_window_pattern:
+        own = _own_swa_pattern(meta.get(f"{arch}.attention.sliding_window_pattern"), layers, where)
+        if window and own is not None:
+            fields.update(sliding_window=window, layer_pattern=own)
+        elif window and kind and kind.sliding_window_pattern:
             fields.update(sliding_window=window, global_every=kind.sliding_window_pattern)
         elif window:
             warnings.append(f"sliding window {window} with no known layer pattern for '{arch}': counted as "
@@ -159,7 +180,25 @@ def profile_from_gguf(meta: dict, tensors, where: str, model_id: str, fallback_n
     if kind is None:
         warnings.append(f"architecture '{arch}' is not one advisor knows; read as a generic decoder")
     profile = model_from_fields(fields, arch, where)
-    return Imported(profile, tuple(warnings), weights=_layout(tensors, profile, where), quant=_file_type(meta, tensors))
+    return Imported(profile, tuple(warnings), weights=_layout(tensors, profile, where, shapes or {}),
+                    quant=_file_type(meta, tensors))
+
+
+def _own_swa_pattern(value, layers: int, where: str) -> str | None:
+    """A GGUF's own `<arch>.attention.sliding_window_pattern` as a layer pattern ("S" sliding, "A" full), as llama.cpp
+    reads it (src/llama-model.cpp llama_model_base::load_swa_pattern@0c1e5709): an array of one bool per layer
+    (convert_hf_to_gguf writes layer_types so for gemma3n, gemma4, cohere2, exaone4, ...), or a period n that
+    llama_hparams::set_swa_pattern expands (layer il sliding when il % n < n - 1; n = 0: every layer). None when the
+    file has no such key (the architecture's default pattern applies)."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        if len(value) != layers or not all(isinstance(v, (bool, int)) for v in value):
+            raise ProfileError(f"{where}: metadata 'sliding_window_pattern' must list one bool per layer ({layers})")
+        return "".join("S" if v else "A" for v in value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ProfileError(f"{where}: metadata 'sliding_window_pattern' must be a layer count or a list, got {value!r}")
+    return "".join("S" if value == 0 or i % value < value - 1 else "A" for i in range(layers))
 
 
 # Recurrent layer kind of llama.cpp's hybrid architectures (src/models/*.cpp): their GGUF files mark a recurrent
@@ -218,14 +257,25 @@ def _gguf_layer_kinds(meta: dict, arch: str, layers: int, num, fields: dict, whe
     return out
 
 
-def _layout(tensors, profile, where: str) -> WeightsLayout:
+# Weights no MUL_MAT / MUL_MAT_ID reads as a matrix: looked up by row (token_embd and the other embeddings), and the
+# 3-D weights of a plain MUL_MAT (deepseek2's attn_k_b / attn_v_b), which ggml-cpu's repack takes only in 2-D
+# (ggml/src/ggml-cpu/repack.cpp extra_buffer_type::supports_op@0c1e5709).
+NOT_MATMUL = re.compile(r"(^|\.)(token_embd|per_layer_token_embd|attn_k_b|attn_v_b)\.")
+
+
+def _layout(tensors, profile, where: str, shapes: dict) -> FileWeightsLayout:
     """Exact bytes per tensor group, from the tensor table."""
     sums = GroupSums()
     params = 0
     share = profile.experts_active / profile.experts if profile.experts else 1.0
     embd = 0
-    for name, _, elements, nbytes in tensors:
+    matmul = Counter()
+    for name, type_name, elements, nbytes in tensors:
         params += elements
+        shape = shapes.get(name)
+        if not NOT_MATMUL.search(name) and (shape is None or len(shape) == 2
+                                             or (len(shape) == 3 and EXPERT_TENSOR.search(name))):
+            matmul[(type_name, shape[1] if shape else 0)] += nbytes
         m = BLOCK_TENSOR.match(name)
         layer = -1
         if m:
@@ -240,6 +290,8 @@ def _layout(tensors, profile, where: str) -> WeightsLayout:
         if not m and kind not in ("output",):
             kind = "output"  # anything else outside the blocks goes with the output layer, as llama.cpp places it
         sums.add(kind, layer, nbytes, int(nbytes * share) if EXPERT_TENSOR.search(name) else nbytes)
-    if profile.tied_embeddings:  # llama.cpp loads token_embd a second time as the output layer
+    tied = embd if profile.tied_embeddings else 0
+    if tied:  # llama.cpp loads token_embd a second time as the output layer on a GPU (TENSOR_DUPLICATED)
         sums.add("output", -1, embd, embd)
-    return WeightsLayout(sums.groups(), profile.layers, params)
+    return FileWeightsLayout(sums.groups(), profile.layers, params,
+                             tuple((t, ne1, n) for (t, ne1), n in matmul.items()), tied)
