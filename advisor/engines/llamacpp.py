@@ -272,6 +272,7 @@ class LlamaCpp(Engine):
 
     def __init__(self):
         self._loads: dict = {}
+        self._facts: dict = {}
     loads_gguf = True
     default_quant = "Q4_K_M"
     check_kv_types = ("f16", "q8_0", "q4_0")
@@ -368,27 +369,41 @@ class LlamaCpp(Engine):
 
     def _compute_loads(self, job: Job, cells: int, machine: Machine, n_gpu_layers: int) -> tuple[tuple, ...]:
         m, s, w = job.model, job.settings, job.weights
-        gpus = machine.gpus
-        known = [i for i, d in enumerate(gpus) if d.usable_bytes is not None]  # unknown memory holds nothing
-        split_known = (_layer_split(m.layers, n_gpu_layers, tuple(float(gpus[i].usable_bytes or 1) for i in known))
-                       if known and n_gpu_layers else [[] for _ in known])
+        known, split_weights, usable, cuda = self._gpu_facts(machine, s.headroom_bytes)
+        split_known = (_layer_split(m.layers, n_gpu_layers, split_weights) if known and n_gpu_layers
+                       else [() for _ in known])
         units_of = dict(zip(known, split_known))
         compute = compute_buffer_bytes(m, cells, s)
         kv_span = job.cache.spans_at(cells, s.parallel, job.alloc)
         loads = []
-        for i, dev in enumerate(gpus):
-            units = units_of.get(i, [])
+        for i in range(len(usable)):
+            units = units_of.get(i)
+            if not units:
+                loads.append((0, 0, 0, 0, 0, usable[i]))
+                continue
             # a device's units are contiguous: layers start..stop-1, and the output layer when unit n_layer is its
-            start = units[0] if units else 0
-            stop = min(units[-1] + 1, m.layers) if units else 0
-            wb = w.span_bytes(start, stop)
-            if m.layers in units:
-                wb += w.output_bytes
-            kvb = kv_span(start, stop)
-            overhead = CUDA_RUNTIME_BYTES if units and dev.kind == "gpu" else 0
-            loads.append((len(units), wb, kvb, compute if units else 0, overhead,
-                          gpu_usable_bytes(dev, s.headroom_bytes)))
+            start, last = units[0], units[-1]
+            stop = min(last + 1, m.layers)
+            wb = w.span_bytes(start, stop) + (w.output_bytes if last == m.layers else 0)
+            loads.append((len(units), wb, kv_span(start, stop), compute, CUDA_RUNTIME_BYTES if cuda[i] else 0,
+                          usable[i]))
         return tuple(loads)
+
+    def _gpu_facts(self, machine: Machine, headroom_bytes: int) -> tuple:
+        """What the layer split reads of the GPUs, once per machine: the indices whose memory is known (unknown
+        memory holds nothing), their split weights, each GPU's usable bytes, whether each runs CUDA."""
+        key = (id(machine), headroom_bytes)
+        hit = self._facts.get(key)
+        if hit is not None and hit[0] is machine:
+            return hit[1]
+        gpus = machine.gpus
+        known = tuple(i for i, d in enumerate(gpus) if d.usable_bytes is not None)
+        facts = (known, tuple(float(gpus[i].usable_bytes or 1) for i in known),
+                 tuple(gpu_usable_bytes(d, headroom_bytes) for d in gpus), tuple(d.kind == "gpu" for d in gpus))
+        if len(self._facts) >= LOADS_KEPT:
+            self._facts.clear()
+        self._facts[key] = (machine, facts)
+        return facts
 
     def _gpu_uses(self, job: Job, cells: int, machine: Machine, n_gpu_layers: int) -> list[DeviceUse]:
         return [DeviceUse(dev.name, units, wb, kvb, compute, overhead, usable, device_index=i, stage=i)

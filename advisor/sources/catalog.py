@@ -168,7 +168,13 @@ def find_hardware(name: str, catalog: tuple[HardwareSpec, ...] | None = None) ->
         catalog = load_catalog()
         found = _FOUND.get(name)
         if found is None or found[0] is not catalog:  # remembered only for this very catalog object
-            found = _FOUND[name] = (catalog, _find(name, catalog))
+            try:
+                found = (catalog, _find(name, catalog))
+            except UsageError as exc:  # a name the catalog does not know, remembered too (its hint costs difflib)
+                found = (catalog, exc)
+            _FOUND[name] = found
+        if isinstance(found[1], UsageError):
+            raise found[1]
         return found[1]
     return _find(name, catalog)
 
