@@ -174,7 +174,7 @@ def find_hardware(name: str, catalog: tuple[HardwareSpec, ...] | None = None) ->
                 found = (catalog, exc)
             _FOUND[name] = found
         if isinstance(found[1], UsageError):
-            raise found[1]
+            raise UsageError(str(found[1]))  # a fresh one: re-raising the stored one would grow its traceback
         return found[1]
     return _find(name, catalog)
 
