@@ -77,6 +77,8 @@ class Number(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"must be a finite number ({self._describe()}), got {value!r}", param, ctx)
         low = self.min is not None and (number <= self.min if self.min_open else number < self.min)
+        if self.min == 0 and self.min_open and 0 < number < MIN_POSITIVE:
+            self.fail(f"must be {self._describe()}; {value!r} is below the least, {MIN_POSITIVE:g}", param, ctx)
         high = self.max is not None and (number >= self.max if self.max_open else number > self.max)
         if low or high:
             self.fail(f"must be {self._describe()}, got {value!r}", param, ctx)
@@ -97,6 +99,10 @@ class Text(click.ParamType):
 
 
 TEXT = Text()
+# The least value a "positive number" option takes (in its own unit: GiB, GB/s, W, years, tokens a day, units of
+# currency per USD): nothing real is smaller, and products of a subnormal like 1e-320 underflow to 0 (the fuzz test
+# found --bandwidth 1e-320 making decode 0 tok/s and a division by zero in breakeven)
+MIN_POSITIVE = 1e-6
 MAX_GIB = float(1 << 20)  # GiB of memory (VRAM, RAM, headroom): 1 PiB, far above any machine
 MAX_GB_S = 1e6  # memory bandwidth, GB/s: 1 PB/s (an H200 has 4.8 TB/s)
 MAX_YEARS = 100.0

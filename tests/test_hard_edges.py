@@ -635,3 +635,14 @@ def test_a_huge_or_deep_safetensors_index_only_skips_the_cross_check(tmp_path):
     (folder / "model.safetensors.index.json").write_text("[" * 100_000 + "]" * 100_000)
     imported = import_config(folder / "config.json")
     assert any("unreadable; parameter count not cross-checked" in w for w in imported.warnings)
+
+
+@pytest.mark.parametrize("args, option", [
+    ([*BREAKEVEN, "--bandwidth", "1e-320"], "--bandwidth"),  # found by tests/test_fuzz_cli.py: decode 0 tok/s, 1/0
+    (["fit", "llama-3-8b", "--vram", "1e-7", "--bandwidth", "100"], "--vram"),
+    ([*BREAKEVEN, "--watts", "5e-324"], "--watts"),
+])
+def test_a_positive_number_too_small_to_mean_anything_is_one_line_and_exit_2(args, option):
+    p = advisor(*args)
+    one_error_line(p, 2, option, "below the least, 1e-06")
+    assert p.stdout == ""
