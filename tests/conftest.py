@@ -3,8 +3,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+# The property and fuzz tests draw the same examples on every run (derandomize), so that CI's verdict depends on the
+# change and not on the draw; ADVISOR_TEST_EXPLORE=1 draws new ones (how --bandwidth 1e-320 was found): run it now
+# and then, and keep what it finds as a plain test.
+settings.register_profile("fixed", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile("explore" if os.environ.get("ADVISOR_TEST_EXPLORE") else "fixed")
 
 DATA = Path(__file__).parent / "data"
 
