@@ -174,10 +174,10 @@ def host_usable_bytes(machine: Machine, gpu_uses) -> int | None:
 
 def max_context(fits, totals, step: int, limit: int, breakpoints) -> int | None:
     """The largest context (a multiple of `step`, at most `limit`; `limit` itself when it fits) for which
-    `fits(context)` holds; None when not even one step does. `totals(context)` gives (bytes needed, bytes usable) per device; `breakpoints` the contexts
-    where memory changes slope.
+    `fits(context)` holds; None when not even one step does. `totals(context)` gives (bytes needed, bytes usable)
+    per device; `breakpoints` the contexts where memory changes slope.
 
-    Memory is nondecreasing and affine between the breakpoints, so the answer is found by evaluating the knots and
+    Memory is nondecreasing and affine between the breakpoints, so the answer is found by bisecting the knots and
     solving the one affine piece that crosses the budget, not by scanning contexts.
     """
     trained, limit = limit, limit // step * step
