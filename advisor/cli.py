@@ -429,20 +429,27 @@ def _os_failure(exc: OSError):
     _fail_line(_os_error(exc), 1)
 
 
-def _check_variable(commands: dict, key: str, value: str) -> None:
-    """An ADVISOR_* value through the type of the option it feeds, as the commands would take it: a bad one is one
-    line naming the variable, exit 2 (`advisor config` shows values, so it must not show one no command accepts)."""
-    from advisor.sources.config import env_name
-
+def _option_error(commands: dict, key: str, value) -> str | None:
+    """Why the option `key` feeds (of any command) would refuse `value`; None when it takes it or none is named so."""
     param = next((p for c in commands.values() for p in c.params if p.name == key), None)
     if param is None:
-        return
+        return None
     try:
         param.type.convert(value, param, None)
     except click.BadParameter as exc:
-        _fail_line(f"{env_name(key)}: {exc.message}", 2)
+        return exc.message
+    return None
+
+
+def _check_variable(commands: dict, key: str, value: str) -> None:
+    """An ADVISOR_* value through the type of the option it feeds, as the commands would take it: a bad one is one
+    line naming the variable, exit 2 (`advisor config` shows values, so it must not show one no command accepts)."""
+    from advisor.sources.config import env_name, is_currency_code
+
+    if (error := _option_error(commands, key, value)) is not None:
+        _fail_line(f"{env_name(key)}: {error}", 2)
     if key == "currency":
-        if not _is_currency_code(value):
+        if not is_currency_code(value):
             _fail_line(f"{env_name(key)} must be a 3-letter code such as USD, EUR, CNY; got '{value}'", 2)
     elif key == "region":
         from advisor.sources.prices import load_prices
@@ -460,13 +467,8 @@ def _check_config(commands: dict, values: dict) -> None:
     from advisor.sources.config import config_path
 
     for key, value in values.items():
-        param = next((p for c in commands.values() for p in c.params if p.name == key), None)
-        if param is None:
-            continue
-        try:
-            param.type.convert(value, param, None)
-        except click.BadParameter as exc:
-            raise ProfileError(f"{config_path()}: '{key}' {exc.message}") from None
+        if (error := _option_error(commands, key, value)) is not None:
+            raise ProfileError(f"{config_path()}: '{key}' {error}")
 
 
 def _click_message(exc: click.ClickException) -> str:
@@ -781,14 +783,11 @@ def _blame(ctx, name: str, text: str) -> AdvisorError:
     return _usage(f"--{name.replace('_', '-')} {text}")
 
 
-def _is_currency_code(currency: str) -> bool:
-    code = currency.strip()
-    return len(code) == 3 and code.isalpha()
-
-
 def _currency(currency: str, fx: float | None, ctx=None) -> tuple[str, float]:
+    from advisor.sources.config import is_currency_code
+
     code = currency.strip().upper()
-    if not _is_currency_code(code):
+    if not is_currency_code(code):
         raise _blame(ctx, "currency", f"must be a 3-letter code such as USD, EUR, CNY; got '{currency}'")
     if code == "USD":
         if ctx is not None and _source_rank(ctx, "fx") < _source_rank(ctx, "currency"):

@@ -381,12 +381,7 @@ class _Probe:
         if key not in self.memory_of:
             placement, offload = placement_of(self.model.profile, q, KVChoice(kv, kv), self.engine, ctx,
                                               self.machine, self.quants, self.model.weights)
-            if self.wanted == "experts":
-                ok = placement.kind == "gpu" or placement.kind == "gpu+cpu" and offload.kind == "experts" and \
-                    placement.fits is not False
-            else:
-                ok = placement.kind == self.wanted
-            self.memory_of[key] = ok
+            self.memory_of[key] = self._runs_as_wanted(placement.kind, offload.kind, placement.fits)
         return self.memory_of[key]
 
     def fits_on(self, q: str, kv: str, ctx: int) -> bool:
@@ -418,10 +413,14 @@ class _Probe:
     def placed(self, est: Estimate) -> bool:
         """Whether the estimate runs where this option must: a MoE box with routed experts (and only they) in RAM,
         or none where the GPUs hold it all (lighter weights, a shorter context: what fits is a tail of each ladder)."""
+        offload = est.deployment.offload.kind if est.deployment is not None else None
+        return self._runs_as_wanted(est.placement, offload, est.verdict)
+
+    def _runs_as_wanted(self, kind: str, offload: str | None, fits: bool | None) -> bool:
+        """`placed` from a placement's kind, its offload and its verdict."""
         if self.wanted == "experts":
-            return est.placement == "gpu" or est.placement == "gpu+cpu" and est.deployment is not None and \
-                est.deployment.offload.kind == "experts" and est.verdict is not False
-        return est.placement == self.wanted
+            return kind == "gpu" or kind == "gpu+cpu" and offload == "experts" and fits is not False
+        return kind == self.wanted
 
     def fits_gpus(self, q: str, kv: str) -> bool:
         """The memory check of `_try` alone: whether the rung's weights fit and it runs entirely on the GPU(s) (when
@@ -445,7 +444,8 @@ class _Probe:
 
     @cached_property
     def _gpu_memory(self) -> tuple[int, bool]:
-        """(all the GPUs' memory, whether every GPU's usable memory is known), for `cannot_hold`'s bound."""
+        """(all the GPUs' memory, whether every GPU's usable memory is known), for the bounds of `cannot_hold` and
+        `most_bound`."""
         gpus = self.machine.gpus
         return (sum(max(d.memory_total_bytes or 0, d.usable_bytes or 0) for d in gpus),
                 all(d.usable_bytes is not None for d in gpus))
@@ -501,22 +501,20 @@ class _Probe:
         shares the memory with the weights (all but the token embeddings, which may stay in RAM); windows, states
         and buffers only add. The model's own limit caps it, as it caps `most`."""
         cap = per_sequence_context(est.model_max_context, self.engine)
-        if self.wanted == "experts":  # the whole cache is on the GPUs beside what weights they keep: no less than 0
-            sizes = [max(d.memory_total_bytes or 0, d.usable_bytes or 0) for d in self.machine.gpus]
-            growth = est.kv_bytes_per_token * self.targets.concurrency
-            if not all(d.usable_bytes is not None for d in self.machine.gpus) or growth <= 0:
-                return cap
-            return min(cap, (sum(sizes) + BOUND_SLACK_BYTES) // growth + 1)
-        if self.wanted == "gpu":
-            sizes = [max(d.memory_total_bytes or 0, d.usable_bytes or 0) for d in self.machine.gpus]
-            known = bool(sizes) and all(d.usable_bytes is not None for d in self.machine.gpus)
-        else:
-            sizes = [max(self.machine.ram_total_bytes or 0, self.machine.ram_usable_bytes or 0)]
-            known = self.machine.ram_usable_bytes is not None
         growth = est.kv_bytes_per_token * self.targets.concurrency
+        if self.wanted == "experts":  # the whole cache is on the GPUs beside what weights they keep: no less than 0
+            held, known = self._gpu_memory
+            if not known or growth <= 0:
+                return cap
+            return min(cap, (held + BOUND_SLACK_BYTES) // growth + 1)
+        if self.wanted == "gpu":  # a GPU option has GPUs
+            held, known = self._gpu_memory
+        else:
+            held = max(self.machine.ram_total_bytes or 0, self.machine.ram_usable_bytes or 0)
+            known = self.machine.ram_usable_bytes is not None
         if not known or growth <= 0:
             return cap
-        room = sum(sizes) - (est.weights_bytes - est.token_embd_bytes) + BOUND_SLACK_BYTES
+        room = held - (est.weights_bytes - est.token_embd_bytes) + BOUND_SLACK_BYTES
         return min(cap, max(0, room) // growth + 1)
 
     def holds(self, est: Estimate, tokens: int) -> bool:

@@ -70,10 +70,16 @@ def load_config(path: Path | None = None) -> dict:
             check_number(f"{path}: '{key}'", value)
             if value < 0:
                 raise ProfileError(f"{path}: '{key}' must not be negative, got {value!r}")
-        if key == "currency" and not (len(value.strip()) == 3 and value.strip().isalpha()):
+        if key == "currency" and not is_currency_code(value):
             raise ProfileError(f"{path}: 'currency' must be a 3-letter code such as USD, EUR, CNY; got {value!r}")
         values[key] = value
     return values
+
+
+def is_currency_code(text: str) -> bool:
+    """Three letters (USD, EUR, CNY), as --currency, ADVISOR_CURRENCY and the config file's key take it."""
+    code = text.strip()
+    return len(code) == 3 and code.isalpha()
 
 
 def check_number(where: str, value) -> float:
