@@ -1003,7 +1003,7 @@ def plan(model, context, min_tokens_per_s, concurrency, engine, max_gpus, budget
     import time
 
     from advisor.apps import plan as planner
-    from advisor.sources.catalog import find_hardware, load_catalog
+    from advisor.sources.catalog import load_catalog, lookup_hardware
     from advisor.sources.model_files import load_model
     from advisor.sources.power import load_power_model
     from advisor.sources.prices import load_prices
@@ -1039,7 +1039,7 @@ def plan(model, context, min_tokens_per_s, concurrency, engine, max_gpus, budget
         from advisor.sources.ram_prices import load_ram_kits
 
         buy += planner.moe_box_options(load_catalog(), load_ram_kits(), src.profile, targets, rate)
-    rent, rent_notes = planner.rental_options(tables.rentals, find_hardware, targets, rate)
+    rent, rent_notes = planner.rental_options(tables.rentals, lookup_hardware, targets, rate)
     if any(ctx.meta.get(k) is not None for k in ("cpu_cores", "threads", "cpu_isa")):  # the same CPU in every box
         from dataclasses import replace
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from advisor.core.hardware import Cpu, Device, Machine, apple_working_set_bytes
 from advisor.core.units import GIB
@@ -27,6 +28,19 @@ def parse_gpu_spec(text: str) -> tuple[int, HardwareSpec]:
     if spec.kind == "cpu":
         raise UsageError(f"'{spec.name}' is a CPU memory configuration, not a GPU; give --ram and --ram-bandwidth")
     return count, spec
+
+
+@lru_cache(maxsize=512)
+def _catalog_gpus(spec: HardwareSpec, memory: int | None, bandwidth_gb_s: float | None, first: int,
+                  count: int) -> tuple[Device, ...]:
+    """`count` GPUs of one catalog entry, indexed from `first`. Devices are immutable, so n of them are the n - 1
+    made before and one more: `advisor plan` builds each card at every count up to 16 (~14,000 devices otherwise)."""
+    fewer = _catalog_gpus(spec, memory, bandwidth_gb_s, first, count - 1) if count > 1 else ()
+    return fewer + (Device(
+        name=spec.name, kind="gpu", memory_total_bytes=memory, bandwidth_gb_s=bandwidth_gb_s,
+        fp16_tflops=fp16_tflops(spec), power_limit_watts=spec.tdp_watts, catalog_id=spec.id,
+        index=first + count - 1, segment=spec.segment,
+    ),)
 
 
 def simulated_machine(
@@ -66,12 +80,7 @@ def simulated_machine(
         memory = int(spec.memory_gib * GIB) if spec.memory_gib else None
         if vram_gib is not None:
             memory = int(vram_gib * GIB)
-        for _ in range(count):
-            devices.append(Device(
-                name=spec.name, kind="gpu", memory_total_bytes=memory, bandwidth_gb_s=bandwidth_gb_s or spec.bandwidth_gb_s,
-                fp16_tflops=fp16_tflops(spec), power_limit_watts=spec.tdp_watts, catalog_id=spec.id, index=len(devices),
-                segment=spec.segment,
-            ))
+        devices += _catalog_gpus(spec, memory, bandwidth_gb_s or spec.bandwidth_gb_s, len(devices), count)
     if not gpus and vram_gib is not None:
         devices.append(Device(name=f"custom GPU ({vram_gib:g} GiB)", kind="gpu", memory_total_bytes=int(vram_gib * GIB),
                               bandwidth_gb_s=bandwidth_gb_s, index=0))

@@ -145,6 +145,13 @@ def _forms(spec: HardwareSpec) -> list[list[str]]:
     return [_words(n) for n in names if n]
 
 
+@lru_cache(maxsize=4)
+def _catalog_forms(catalog: tuple[HardwareSpec, ...]) -> tuple[tuple[HardwareSpec, list[list[str]], tuple[str, ...]], ...]:
+    """Per entry, (spec, its name forms as words, its exact names lowercased): what every lookup compares, once per
+    catalog (`advisor plan` looks up ~1,700 machine names)."""
+    return tuple((s, _forms(s), (s.id.lower(), s.name.lower(), s.nvml_name.lower())) for s in catalog)
+
+
 def _extra_words(query: list[str], form: list[str]) -> tuple[int, int] | None:
     """(query words that matched only as a prefix, words of `form` the query did not name), or None when a query
     word matches nothing. Whole words count first: "A100" is an A100 (ambiguous among them), not the RTX A1000,
@@ -184,24 +191,44 @@ _FOUND: dict[str, tuple] = {}
 
 
 def _find(name: str, catalog: tuple[HardwareSpec, ...]) -> HardwareSpec:
+    found = _match(name, catalog)
+    if isinstance(found, HardwareSpec):
+        return found
+    if found:
+        raise UsageError(f"'{name}' is ambiguous: " + ", ".join(f"{s.name} ({s.id})" for s in found))
+    raise suggest(name, [s.id for s in catalog] + [s.name for s in catalog], "GPU")
+
+
+def _match(name: str, catalog: tuple[HardwareSpec, ...]) -> HardwareSpec | list[HardwareSpec]:
+    """The one entry `name` means, else the entries it could mean equally (empty: none)."""
     query = [w for w in _words(name) if w not in GENERIC_WORDS] or _words(name)
     if not query:
         raise UsageError("empty hardware name")
-    exact = [s for s in catalog if name.strip().lower() in (s.id.lower(), s.name.lower(), s.nvml_name.lower())]
+    entries = _catalog_forms(catalog)
+    key = name.strip().lower()
+    exact = [s for s, _, names in entries if key in names]
     if len(exact) == 1:
         return exact[0]
     scored = []
-    for spec in catalog:
-        extras = [e for e in (_extra_words(query, f) for f in _forms(spec)) if e is not None]
+    for spec, forms, _ in entries:
+        extras = [e for e in (_extra_words(query, f) for f in forms) if e is not None]
         if extras:
             scored.append((min(extras), spec))
     if not scored:
-        raise suggest(name, [s.id for s in catalog] + [s.name for s in catalog], "GPU")
+        return []
     best = min(score for score, _ in scored)
     winners = [s for score, s in scored if score == best]
-    if len(winners) > 1:
-        raise UsageError(f"'{name}' is ambiguous: " + ", ".join(f"{s.name} ({s.id})" for s in winners))
-    return winners[0]
+    return winners[0] if len(winners) == 1 else winners
+
+
+def lookup_hardware(name: str, catalog: tuple[HardwareSpec, ...] | None = None) -> HardwareSpec | None:
+    """The catalog entry a name means, or None when it names none or several (no hint is built: a caller that only
+    skips unknown names, as the rental list does, pays no difflib)."""
+    try:
+        found = _match(name, catalog if catalog is not None else load_catalog())
+    except UsageError:
+        return None
+    return found if isinstance(found, HardwareSpec) else None
 
 
 def find_by_nvml_name(nvml_name: str, catalog: tuple[HardwareSpec, ...] | None = None) -> HardwareSpec | None:
