@@ -48,7 +48,7 @@ SORTS = ("tco", "price", "speed", "context", "watts")
 # (README, measured against throughput.csv), so a smaller difference says nothing.
 SPEED_TIE_FRACTION = 0.05
 CLOSEST_SHOWN = 8  # options listed when nothing meets the targets (`closest`)
-CONTEXT_SEARCH_FLOOR = 256  # CPU-only max context is bisected down to this many tokens
+CONTEXT_SEARCH_FLOOR = 256  # the max context in RAM (CPU-only, a MoE box) is bisected down to this many tokens
 # _Probe.most_bound: bytes added to the memory a bound divides, for the integer divisions of per-rank shares (each
 # rounds down by less than a byte per layer kind and rank): a bound only needs to be high enough, never tight
 BOUND_SLACK_BYTES = 2**20
@@ -270,7 +270,8 @@ def moe_box_options(catalog: tuple[HardwareSpec, ...], kits: tuple[RamKit, ...],
 
 
 def rental_options(rentals: tuple[Rental, ...], find, targets: Targets, fx: float) -> tuple[list[Option], list[str]]:
-    """Rental instances whose GPU the catalog knows (`find`: name -> HardwareSpec, raising UsageError)."""
+    """Rental instances whose GPU the catalog knows (`find`: name -> HardwareSpec, or None or a UsageError for a name
+    that means no single entry)."""
     out, unknown = [], []
     for r in rentals:
         if r.usd_per_hour is None:
@@ -278,6 +279,8 @@ def rental_options(rentals: tuple[Rental, ...], find, targets: Targets, fx: floa
         try:
             spec = find(r.gpu)
         except UsageError:
+            spec = None
+        if spec is None:
             unknown.append(r.gpu)
             continue
         if spec.kind != "gpu" or spec.memory_gib is None:
@@ -502,11 +505,15 @@ class _Probe:
         and buffers only add. The model's own limit caps it, as it caps `most`."""
         cap = per_sequence_context(est.model_max_context, self.engine)
         growth = est.kv_bytes_per_token * self.targets.concurrency
-        if self.wanted == "experts":  # the whole cache is on the GPUs beside what weights they keep: no less than 0
+        if self.wanted == "experts":
+            # the whole cache is on the GPUs beside every weight but the routed experts (which alone go to RAM) and
+            # the token embeddings (which stay there)
             held, known = self._gpu_memory
             if not known or growth <= 0:
                 return cap
-            return min(cap, (held + BOUND_SLACK_BYTES) // growth + 1)
+            layout = self.layout(est.quant)
+            dense = layout.total_bytes - layout.token_embd_bytes - sum(layout.expert_layer_bytes)
+            return min(cap, max(0, held - dense + BOUND_SLACK_BYTES) // growth + 1)
         if self.wanted == "gpu":  # a GPU option has GPUs
             held, known = self._gpu_memory
         else:
@@ -540,8 +547,7 @@ class _Probe:
             fits = lambda ctx: self.placed_at(est.quant, est.kv_type, ctx)  # noqa: E731
             start = self.context if self.placed(est) else 0
             hi = max(self.context, est.model_max_context)
-            if self.wanted == "experts":  # a new search: bracketed by the bound (CPU-only stays as it was)
-                hi = max(start, min(hi, engine_context(self.most_bound(est), self.engine)))
+            hi = max(start, min(hi, engine_context(self.most_bound(est), self.engine)))  # bracketed by the bound
             total = _largest_fitting(fits, start, hi)
         return None if not total else per_sequence_context(total, self.engine)
 
@@ -701,17 +707,19 @@ def _first_fitting(p: _Probe) -> tuple[int, int] | None:
 
 
 def _largest_fitting(fits, lo: int, hi: int) -> int:
-    """The largest context in [lo, hi] that fits, to CONTEXT_SEARCH_FLOOR tokens (lo fits or is 0; memory never
-    shrinks as the context grows, so bisect)."""
+    """The largest context in [lo, hi] that fits, to CONTEXT_SEARCH_FLOOR tokens: hi itself when it fits, else the
+    largest multiple of CONTEXT_SEARCH_FLOOR that does (lo when none above it does; lo fits or is 0). Memory never
+    shrinks as the context grows, so bisect, on that grid: the answer is the same whatever bound made hi."""
     if fits(hi):
         return hi
-    while hi - lo > CONTEXT_SEARCH_FLOOR:
-        mid = (lo + hi) // 2
-        if fits(mid):
-            lo = mid
+    below, above = lo // CONTEXT_SEARCH_FLOOR, (hi - 1) // CONTEXT_SEARCH_FLOOR + 1  # grid steps: fits, does not
+    while above - below > 1:
+        mid = (below + above) // 2
+        if fits(mid * CONTEXT_SEARCH_FLOOR):
+            below = mid
         else:
-            hi = mid
-    return lo
+            above = mid
+    return max(lo, below * CONTEXT_SEARCH_FLOOR)
 
 
 def _priced(option: Option, meets: bool, why: str, est: Estimate, max_context: int | None, speed, econ: Economics,
@@ -912,12 +920,23 @@ def _search(options: list[Option], model: Model, targets: Targets, econ: Economi
             elif defer and chosen.meets and o.kind == "buy" and o.spec.id not in unpriced:
                 # priced with a bound on its context: when a cheaper option evaluated already beats that, it beats
                 # the option whatever its context, and the max-context solve is not needed
-                est = chosen.rung.est
+                est, decode = chosen.rung.est, chosen.rung.speed.decode_tokens_per_s
+                holds = lambda n: probe.holds(est, n)  # noqa: E731
+                may_hide = card is not None and probe.most_bound(est) >= cap and holds(cap)
+                if not may_hide and _power_known(o.machine) and (by := _hider(
+                        o.price, decode, est.bits_per_weight, frontier, probe.most_bound(est), holds)) is not None:
+                    # hidden at its price, a lower bound on its cost of ownership (its energy costs no less than
+                    # nothing): not priced at all
+                    skipped.append(_Skip(i, o, probe, by, True, decode * (1 + RELATIVE_NOISE), tp, cross=True))
+                    if card is not None:
+                        card.learn(tp, o.count, probe)
+                    return
                 c = _finish(o, probe, chosen, econ, power_model, apis, None, solve=False)
-                if (by := _hider(c, frontier, probe.most_bound(est), lambda n: probe.holds(est, n))) is not None:
+                if (by := _hider(c.tco, c.decode_tokens_per_s, c.bits_per_weight, frontier, probe.most_bound(est),
+                                 holds)) is not None:
                     skipped.append(_Skip(i, o, probe, by, True, c.decode_tokens_per_s * (1 + RELATIVE_NOISE), tp,
                                          cross=True))
-                    if card is not None and probe.most_bound(est) >= cap and probe.holds(est, cap):
+                    if may_hide:
                         # it may hide more of its card (`_dominated`, which needs the whole context held): solved
                         # as an evaluated option is (quick when the model's limit fits); if it hides one,
                         # `_might_hide_more` asks of both skips alike
@@ -1056,21 +1075,39 @@ def _might_hide_more(s: _Skip, ties: list[float]) -> bool:
     return s.decode_bound > k and bisect_right(ties, s.decode_bound) > bisect_right(ties, k)
 
 
-def _hider(c: Candidate, frontier: list[Candidate], bound: int, holds) -> Candidate | None:
-    """An option of `frontier` strictly cheaper to own than `c` that dominates it, whatever `c`'s max context
-    (`bound` at most; `holds(tokens)`: whether `c` holds that many): None when none does. Strictly cheaper, so that
-    whatever `c` would hide, it hides too but for the speed tie (`_might_hide_more`)."""
-    if c.tco is None:
+def _hider(tco: float | None, decode: float | None, bits: float | None, frontier: list[Candidate], bound: int,
+           holds) -> Candidate | None:
+    """An option of `frontier` strictly cheaper to own than a candidate of this cost of ownership, decode speed and
+    bits per weight that dominates it, whatever its max context (`bound` at most; `holds(tokens)`: whether it holds
+    that many): None when none does. Strictly cheaper, so that whatever the candidate would hide, it hides too but
+    for the speed tie (`_might_hide_more`).
+
+    A lower bound on `tco` (the price alone) hides no candidate the full cost would not: more options are then
+    strictly cheaper, and the one chosen (the most context) holds no less."""
+    if tco is None or decode is None:
         return None
-    short = replace(c, max_context=None)  # every term but the context
-    best = max((b for b in frontier if b.tco < c.tco and dominates(b, short)),
-               key=lambda b: (b.max_context or 0, b.decode_tokens_per_s), default=None)
+    # `dominates(b, c)` on every term but the context, for b strictly cheaper (so "better somewhere" holds) and of
+    # the frontier (its cost and speed known): as fast but for the tie, and weights no coarser. Written out, as the
+    # search asks it ~80,000 times
+    floor, bits = decode * (1 - SPEED_TIE_FRACTION), bits or 0.0
+    best, most = None, None
+    for b in frontier:
+        if b.tco < tco and b.decode_tokens_per_s >= floor and (b.bits_per_weight or 0.0) >= bits:
+            key = (b.max_context or 0, b.decode_tokens_per_s)
+            if best is None or key > most:  # the first of the largest, as max() takes it
+                best, most = b, key
     if best is None:
         return None
     reach = best.max_context or 0
     if reach and (reach >= bound or not holds(reach + 1)):
         return best  # c holds no more than `best`
     return None
+
+
+def _power_known(machine: Machine) -> bool:
+    """Whether system_power has a figure for this machine whatever runs on it (then a priced option's cost of
+    ownership is known): every GPU's power limit known, and not a unified-memory system (its own rule)."""
+    return not machine.is_apple and all(d.power_limit_watts is not None for d in machine.gpus)
 
 
 def _covers(b: Candidate, f: Candidate) -> bool:
