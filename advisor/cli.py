@@ -1034,10 +1034,12 @@ def plan(model, context, min_tokens_per_s, concurrency, engine, max_gpus, budget
 
         raise _usage(f"a GGUF file runs on {' or '.join(gguf_engines())}, not {engine}")
     subject = planner.Model(src.profile, src.weights, src.quant if src.weights is not None else "")
-    buy, buy_notes = planner.purchase_options(load_catalog(), targets, rate)
-    if src.profile.is_moe:  # one or two GPUs with the routed experts in RAM, the RAM priced (profiles/prices/ram.toml)
-        from advisor.sources.ram_prices import load_ram_kits
+    from advisor.sources.ram_prices import load_ram_kits
 
+    # CPU-only boxes priced by their RAM, and (a MoE model) one or two GPUs with the routed experts in RAM, the RAM
+    # priced: profiles/prices/ram.toml
+    buy, buy_notes = planner.purchase_options(load_catalog(), targets, rate, load_ram_kits())
+    if src.profile.is_moe:
         buy += planner.moe_box_options(load_catalog(), load_ram_kits(), src.profile, targets, rate)
     rent, rent_notes = planner.rental_options(tables.rentals, lookup_hardware, targets, rate)
     if any(ctx.meta.get(k) is not None for k in ("cpu_cores", "threads", "cpu_isa")):  # the same CPU in every box

@@ -115,3 +115,20 @@ def test_more_ram_never_makes_a_box_hold_less_or_decode_slower():
         rows.sort(key=lambda c: c["ram_kit"]["capacity_gb"])
         for small, big in zip(rows, rows[1:]):
             assert (big["max_context"] or 0) >= (small["max_context"] or 0)
+
+
+def test_cpu_only_boxes_are_priced_by_their_ram_where_the_table_has_that_configuration():
+    """Issue 15 item 5: CPU-only boxes by their channels, the RAM priced from the same sourced table as a MoE box's.
+    The dual-channel DDR5-5600 box at 64 and 128 GB is the 2x32 / 2x64 GB kit (89.6 GB/s = 2 x 5600 x 8 bytes);
+    DDR5-6400 and the server boxes have no kit in the table, so their price stays unknown (never a guess)."""
+    kits = {k.capacity_gb: k for k in load_ram_kits() if k.type == "DDR5-5600" and k.channels == 2}
+    doc = plan_json("--model", "qwen3-30b-a3b", "--min-tokens-per-s", "5", "--all")
+    rows = {r["label"]: r for r in doc["candidates"] if r["kind"] == "buy"}
+    for size in (64, 128):
+        row = rows[f"Desktop CPU, DDR5-5600 dual channel, {size} GB"]
+        assert row["price"] == pytest.approx(kits[size].price_usd)
+        assert row["price_basis"].startswith("RAM only") and kits[size].source in row["price_basis"]
+        assert row["tco"] is not None and row["tco"] > row["price"]  # the electricity comes on top
+    assert rows["Desktop CPU, DDR5-5600 dual channel, 192 GB"]["price"] is None  # no 192 GB kit in the table
+    assert rows["Desktop CPU, DDR5-6400 dual channel, 64 GB"]["price"] is None  # no DDR5-6400 kit
+    assert rows["Server CPU, DDR5-4800 12 channels, 384 GB"]["price"] is None

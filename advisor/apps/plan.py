@@ -199,8 +199,11 @@ def short_name(spec: HardwareSpec) -> str:
 
 
 
-def purchase_options(catalog: tuple[HardwareSpec, ...], targets: Targets, fx: float) -> tuple[list[Option], list[str]]:
-    """Every catalog entry as a machine to buy, and notes on what was left out."""
+def purchase_options(catalog: tuple[HardwareSpec, ...], targets: Targets, fx: float,
+                     kits: tuple[RamKit, ...] = ()) -> tuple[list[Option], list[str]]:
+    """Every catalog entry as a machine to buy, and notes on what was left out. A CPU-only box is priced by its RAM
+    where `kits` (profiles/prices/ram.toml) has that size at that bandwidth (channels x MT/s x 8 bytes), as a MoE
+    box's RAM is: its other parts, like a GPU box's, are not priced."""
     out, notes = [], []
     gpu_only = engines.get(targets.engine).gpu_only
     skipped = []
@@ -231,12 +234,28 @@ def purchase_options(catalog: tuple[HardwareSpec, ...], targets: Targets, fx: fl
                     price, basis = usd * fx, f"launch price of the {size:g} GB configuration"
                 else:
                     basis = "the catalog price is for another configuration"
+            elif spec.kind == "cpu" and (kit := _kit_for(kits, spec, size)) is not None:
+                price = kit.price_usd * fx
+                basis = f"RAM only: the {kit.label} kit ({kit.as_of}, {kit.status}: {kit.source})"
             out.append(Option(label, spec, 1, machine, size, price, basis))
     if gpu_only:
         notes.append(f"{targets.engine} needs a discrete GPU: Apple, unified-memory and CPU-only options left out")
     if skipped:
         notes.append(f"left out (memory size unknown): {', '.join(skipped)}")
     return out, notes
+
+
+# a RAM kit is a CPU-only box's configuration when their bandwidths (both channels x MT/s x 8 bytes) agree to this
+# many GB/s: the two files state the same product of integers, rounded to one decimal
+KIT_BANDWIDTH_TOLERANCE_GB_S = 0.05
+
+
+def _kit_for(kits: tuple[RamKit, ...], spec: HardwareSpec, size_gib: float) -> RamKit | None:
+    """The RAM kit that is this CPU-only configuration: the same size, the same channels x MT/s."""
+    if spec.bandwidth_gb_s is None:
+        return None
+    return next((k for k in kits if k.capacity_gb == size_gib
+                 and abs(k.bandwidth_gb_s - spec.bandwidth_gb_s) <= KIT_BANDWIDTH_TOLERANCE_GB_S), None)
 
 
 # MoE boxes: one or two GPUs beside RAM that holds the routed experts (llama.cpp --fit / --n-cpu-moe), the way
