@@ -512,6 +512,16 @@ def _walk(model: ModelProfile, recipe: Recipe, quants: QuantTable):
     yield from _tail(model, typed, head[0][5:7])
 
 
+@lru_cache(maxsize=256)
+def tied_output_bytes(model: ModelProfile, recipe: Recipe, quants: QuantTable) -> int:
+    """Bytes of the output layer llama.cpp makes of a tied embedding (token_embd's own type and size; 0 untied),
+    without listing every tensor."""
+    if not model.tied_embeddings:
+        return 0
+    _, typed = _setup(model, recipe, quants)
+    return _head(model, typed)[0][6]
+
+
 def tensor_list(model: ModelProfile, recipe: Recipe, quants: QuantTable) -> tuple[Tensor, ...]:
     """The per-tensor inventory with llama.cpp names (for explaining or comparing with a GGUF file)."""
     return tuple(Tensor(f"blk.{layer}.{name}" if where == "layer" else name, layer, row, rows, t, n, share)

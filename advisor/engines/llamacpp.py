@@ -210,20 +210,18 @@ def _repack_candidate(name: str) -> bool:
 
 
 @lru_cache(maxsize=256)
-def _recipe_matmul_bytes(model: ModelProfile, recipe, quants) -> tuple[tuple[tuple[str, int, int], ...], int]:
-    """((type, ne[1], bytes) of each weight a MUL_MAT / MUL_MAT_ID reads, the tied output copy's bytes) of a
-    recipe's tensors (core/tensors.tensor_list). A tensor's rows are ne[1] (x experts for an expert tensor)."""
+def _recipe_matmul_bytes(model: ModelProfile, recipe, quants) -> tuple[tuple[str, int, int], ...]:
+    """(type, ne[1], bytes) of each weight a MUL_MAT / MUL_MAT_ID reads, of a recipe's tensors
+    (core/tensors.tensor_list). A tensor's rows are ne[1] (x experts for an expert tensor)."""
     from advisor.core.tensors import tensor_list
 
-    rows, tied = [], 0
+    rows = []
     for t in tensor_list(model, recipe, quants):
-        if t.name.startswith("output (tied"):
-            tied += t.nbytes
         if not _repack_candidate(t.name) or t.rows <= 1:
             continue
         ne1 = t.rows // model.experts if "_exps" in t.name and model.experts else t.rows
         rows.append((t.type.upper(), ne1, t.nbytes))
-    return tuple(rows), tied
+    return tuple(rows)
 
 
 @dataclass(frozen=True)
@@ -238,7 +236,7 @@ class LlamaJob(Job):
         own = getattr(self.weights, "matmul_weights", None)
         if own is not None:
             return own
-        return _recipe_matmul_bytes(self.model, self.recipe, self.quants)[0] if self.recipe is not None else ()
+        return _recipe_matmul_bytes(self.model, self.recipe, self.quants) if self.recipe is not None else ()
 
     def tied_copy_bytes(self) -> int:
         """The output layer a tied embedding becomes, as the layout counts it (llama.cpp copies it only to a GPU)."""
@@ -247,7 +245,9 @@ class LlamaJob(Job):
         own = getattr(self.weights, "tied_copy_bytes", None)
         if own is not None:
             return own
-        return _recipe_matmul_bytes(self.model, self.recipe, self.quants)[1] if self.recipe is not None else 0
+        from advisor.core.tensors import tied_output_bytes
+
+        return tied_output_bytes(self.model, self.recipe, self.quants) if self.recipe is not None else 0
 
 
 def repacked_bytes(matmul_weights, flags) -> int:
