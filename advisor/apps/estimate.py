@@ -94,6 +94,7 @@ def estimate(
         allreduce=placement.allreduce,
         settings=s,
         upper_bound=model.upper_bound,
+        offload_min_batch=engine.offload_min_batch,
     )
 
 

@@ -177,6 +177,7 @@ class Machine:
     link: Link | None = None  # between the GPUs; None: one GPU, or not known
     cpu_bandwidth_measured: bool = False  # cpu_bandwidth_gb_s was achieved by a probe here, not a platform figure
     cpu: Cpu | None = None  # cores, threads and ISA; None: not known (a simulated machine without --cpu-cores)
+    host_link: Link | None = None  # between the host and the first GPU (its PCIe slot); None: not known
 
     @property
     def ram_usable_bytes(self) -> int | None:

@@ -102,6 +102,7 @@ class Estimate:
     allreduce: AllReduce | None = None  # per tensor-parallel stage, per token
     settings: EngineSettings | None = None  # as the engine resolved them
     upper_bound: str = ""  # why the cache is an upper bound (layers of a kind not modelled, counted as full)
+    offload_min_batch: int | None = None  # the engine's Engine.offload_min_batch (prefill with weights in RAM)
 
     @property
     def total_bytes(self) -> int:

@@ -36,6 +36,20 @@ with cores = min(threads, cores this process may use) and GFLOPS per core that o
 CPU's instruction set and the weight format (profiles/hardware/cpu_isa.toml, carried by Machine.cpu). CPU-only
 prefill is compute-bound: tokens/s = cores x prefill GFLOPS per core / (2 x active parameters). Where cores, threads
 or ISA are unknown the ceiling is not applied, and a note says so.
+
+Prefill with layers or routed experts in RAM beside a GPU (placement "gpu+cpu"), where the engine offloads large
+batches (Estimate.offload_min_batch: llama.cpp with CUDA, and Ollama, which runs it): every matmul of a weight held in
+RAM runs on the first GPU once a ubatch has at least that many tokens, the scheduler copying the weight over the GPU's
+host link first (only the experts some token of the ubatch routes to, for MUL_MAT_ID), then computing; copy and compute
+are one after the other on the GPU's stream. Per ubatch of n_ubatch tokens:
+
+    seconds = n_ubatch x FLOPs per token / GPU FLOPS + bytes of the RAM weights the ubatch uses / (efficiency x link)
+    tokens/s = n_ubatch / seconds
+
+with bytes used = held x (1 - (1 - share read per token)^n_ubatch) (all of it for dense layers). The link is
+Machine.host_link (the first GPU's PCIe slot, profiles/hardware/links.toml); unknown: no prefill, and a note says so.
+Not counted: the KV cache of layers in RAM (copied for attention, small for short prompts) and the router's id
+read-back per MoE layer. Unified memory (Metal offloads large batches too, within RAM) is not modelled.
 """
 
 from __future__ import annotations
@@ -43,7 +57,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from advisor.core.hardware import CpuRate, Device, Link, Machine, cpu_weight_format
-from advisor.core.memory import Estimate
+from advisor.core.memory import DEFAULT_N_UBATCH, Estimate
 
 # (bandwidth efficiency, seconds of per-layer overhead), least-squares fit on relative error of
 # throughput.csv decode rows, by backend.
@@ -65,6 +79,14 @@ DEFAULT_CPU_BANDWIDTH_GB_S = 89.6
 # GeForce 0.45-0.72 of the FP32-acc figure, pro/datacenter cards 0.14-0.33 of theirs, Apple 0.62-0.76.
 PREFILL_EFFICIENCY = {"consumer": 0.55, "workstation": 0.25, "datacenter": 0.25, "apple": 0.70}
 PREFILL_SPREAD = 0.5
+# Share of a host link's line rate (Link.bandwidth_gb_s) that the copies of an offloaded ubatch reach. llama.cpp keeps
+# the weights it leaves in RAM in pageable memory by default (src/llama-model-loader.cpp@00347649 "avoid using a host
+# buffer when using mmap"; --n-cpu-moe / -ot =CPU name the plain CPU buffer type), which the CUDA driver copies through
+# a staging buffer: a copy from pinned memory reaches ~0.83 of the line rate (profiles/hardware/links.toml: ~26 of 31.5
+# GB/s on PCIe 4.0 x16, 53-55 of 63 on PCIe 5.0), one from pageable memory ~0.55 of that: ggml-org/llama.cpp PR #20978
+# (gpt-oss-20b, host experts, pp2048 at n_ubatch 128, where the copy dominates): 298.3 t/s mapped vs 543.7 pinned
+# (PR #28223 saw 166 -> 330 t/s pinning the host experts). 0.83 x 0.55 = 0.46.
+HOST_COPY_EFFICIENCY = 0.46
 FLOPS_PER_PARAM_PER_TOKEN = 2  # one multiply-add per weight
 BITS_PER_BYTE = 8
 GIGA = 1e9
@@ -303,9 +325,10 @@ def _cpu_prefill(est: Estimate, machine: Machine, active_share: float, notes: li
 
 
 def _prefill(est: Estimate, machine: Machine, active_share: float, notes: list, terms: dict | None = None):
+    terms = terms if terms is not None else {}
     if est.placement == "cpu":
-        return _cpu_prefill(est, machine, active_share, notes, terms if terms is not None else {})
-    if est.placement != "gpu" or not machine.gpus:
+        return _cpu_prefill(est, machine, active_share, notes, terms)
+    if est.placement not in ("gpu", "gpu+cpu") or not machine.gpus:
         return None, None
     # stages run one after another; the ranks of a stage at once (each does its share of the FLOPs)
     seconds_per_token = 0.0
@@ -322,7 +345,64 @@ def _prefill(est: Estimate, machine: Machine, active_share: float, notes: list, 
             flops = FLOPS_PER_PARAM_PER_TOKEN * est.params * active_share * use.compute_share
             stage_t = max(stage_t, flops / flops_per_s)
         seconds_per_token += stage_t
+    if est.placement == "gpu+cpu":
+        host = next((u for u in est.devices if u.host and (u.layers or u.expert_layers)), None)
+        if host is not None:
+            return _offloaded_prefill(est, machine, host, active_share, seconds_per_token, notes, terms)
     if not seconds_per_token:
         return None, None
     value = 1 / seconds_per_token
+    return value, _range(value, PREFILL_SPREAD)
+
+
+def _offloaded_prefill(est: Estimate, machine: Machine, host, active_share: float, gpu_seconds_per_token: float,
+                       notes: list, terms: dict):
+    """Prefill with weights in RAM that the engine runs on the first GPU for large batches, per ubatch: the GPUs'
+    compute for every layer, then the copy of the RAM weights the ubatch uses over the first GPU's host link."""
+    what = "experts" if host.expert_layers else "layers"
+    min_batch = est.offload_min_batch
+    if min_batch is None:
+        notes.append(f"prefill unknown: the engine computes the {what} in RAM on the CPU, which is not modelled "
+                     "beside a GPU")
+        return None, None
+    ubatch = est.settings.n_ubatch if est.settings is not None else DEFAULT_N_UBATCH
+    if ubatch < min_batch:
+        notes.append(f"prefill unknown: a ubatch of {ubatch} tokens is below the {min_batch} at which the engine "
+                     f"computes the {what} in RAM on the GPU; the CPU computes them, which is not modelled")
+        return None, None
+    gpu = machine.gpus[0]  # the scheduler offers an op to the backends in order: the first GPU takes it
+    if machine.unified or gpu.kind != "gpu":
+        notes.append(f"prefill unknown: {gpu.name} shares the host's memory; its copies of the {what} in RAM for "
+                     "large batches stay within RAM, which is not modelled")
+        return None, None
+    link = machine.host_link
+    if link is None:
+        notes.append(f"prefill unknown: the engine copies the {what} in RAM to {gpu.name} for each ubatch of "
+                     f">= {min_batch} tokens, and that GPU's link to the host is not known "
+                     "(profiles/hardware/links.toml lists none for it)")
+        return None, None
+    flops_per_s = _flops_per_s(gpu)
+    if flops_per_s is None:
+        notes.append(f"{gpu.name}: FP16 throughput unknown, prefill speed unknown")
+        return None, None
+    flops_per_token = FLOPS_PER_PARAM_PER_TOKEN * est.params * active_share
+    host_flops = flops_per_token * host.compute_share  # the RAM weights' share of the FLOPs, done by the first GPU
+    compute_s = ubatch * (gpu_seconds_per_token + host_flops / flops_per_s)
+    held = host.weights_bytes - est.token_embd_bytes  # token_embd is a row lookup (GET_ROWS): never offloaded
+    ubatch_share = 1 - (1 - active_share) ** ubatch
+    copied = _weights_read(host, held, ubatch_share, ubatch)
+    copy_s = copied / (HOST_COPY_EFFICIENCY * link.bandwidth_gb_s * GIGA)
+    seconds = compute_s + copy_s
+    if not seconds:
+        return None, None
+    value = ubatch / seconds
+    terms["prefill, RAM weights copied to the GPU"] = {
+        "n_ubatch": ubatch, "offload_min_batch": min_batch, "gpu": gpu.name, "flops_per_token": flops_per_token,
+        "host_compute_share": host.compute_share, "gpu_flops_per_s": flops_per_s, "compute_seconds": compute_s,
+        "bytes_held": int(held), "bytes_copied": int(copied), "link": link.name,
+        "link_bandwidth_gb_s": link.bandwidth_gb_s, "copy_efficiency": HOST_COPY_EFFICIENCY, "copy_seconds": copy_s,
+        "seconds_per_ubatch": seconds, "tokens_per_s": value}
+    notes.append(f"prefill: each ubatch of {ubatch} tokens copies the {what} it uses from RAM to {gpu.name} "
+                 f"({copied / GIGA:.1f} GB over {link.name}) and computes there; prompts shorter than {ubatch} tokens "
+                 "copy as much for fewer tokens")
     return value, _range(value, PREFILL_SPREAD)

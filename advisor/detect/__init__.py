@@ -44,6 +44,12 @@ def detect_machine(nvml=None, cgroup_root: Path = Path("/sys/fs/cgroup"), sysctl
         measured = cpu_bandwidth is not None
         notes.append(f"RAM bandwidth {cpu_bandwidth:.1f} GB/s, {where}" if cpu_bandwidth else f"RAM bandwidth {where}")
     found_cpu = cpu() if cpu is not None else detect_cpu(cgroup_root=cgroup_root, system=system)
+    host_link = None
+    if gpus and gpus[0].kind == "gpu":  # the catalog's PCIe slot for this card (the slot in use is not probed)
+        from advisor.sources.links import host_link_for
+
+        host_link = host_link_for(gpus[0].catalog_id)
     return Machine(source=source, gpus=tuple(gpus), ram_total_bytes=total, ram_available_bytes=available,
                    cpu_bandwidth_gb_s=cpu_bandwidth, notes=tuple(notes), link=link, cpu_bandwidth_measured=measured,
+                   host_link=host_link,
                    cpu=found_cpu)

@@ -9,7 +9,7 @@ from advisor.core.hardware import Cpu, Device, Machine, apple_working_set_bytes
 from advisor.core.units import GIB
 from advisor.errors import UsageError
 from advisor.sources.catalog import HardwareSpec, find_hardware, fp16_tflops
-from advisor.sources.links import link_for
+from advisor.sources.links import host_link_for, link_for
 
 # Unified-memory PCs (DGX Spark, Strix Halo) share RAM with the GPU like a Mac does.
 UNIFIED_KINDS = ("apple", "unified")
@@ -93,8 +93,9 @@ def simulated_machine(
     link = None
     if len(devices) > 1 and all(d.kind == "gpu" for d in devices):
         link = link_for(devices[0].catalog_id)
+    host_link = host_link_for(devices[0].catalog_id) if devices and devices[0].kind == "gpu" else None
     return Machine(source="simulated", gpus=tuple(devices), ram_total_bytes=ram_bytes, ram_available_bytes=ram_bytes,
-                   cpu_bandwidth_gb_s=cpu_bandwidth_gb_s, notes=tuple(notes), link=link)
+                   cpu_bandwidth_gb_s=cpu_bandwidth_gb_s, notes=tuple(notes), link=link, host_link=host_link)
 
 
 

@@ -58,6 +58,11 @@ class Engine:
     # model / KV / compute buffers, as llama.cpp prints them) or "kv_budget" (the memory left for the cache)
     log_names: tuple[str, ...] = ()
     log_reports: str = "buffers"
+    # Large-batch offload: batches (ubatches) of at least this many tokens run the matrix multiplications of weights
+    # held in host RAM on the first GPU, the engine copying those weights (from pageable memory) over the GPU's host
+    # link for each batch; core/speed.py models prefill of a "gpu+cpu" placement with it. None: the engine computes
+    # weights in RAM on the CPU at any batch size (that prefill is not modelled beside a GPU).
+    offload_min_batch: int | None = None
 
     # ---------------------------------------------------------------- settings and validation
 

@@ -284,6 +284,14 @@ class LlamaCpp(Engine):
     state_element_bytes = 4
     context_help = "-c: total over the slots"
     log_names = ("llama.cpp", "ik_llama.cpp")
+    # Engine.offload_min_batch: the scheduler runs an op whose weight is in a host buffer on the first GPU that wants it
+    # (ggml/src/ggml-backend.cpp@0054c013 ggml_backend_sched_backend_id_from_cur; on unless --no-op-offload, common/
+    # common.h no_op_offload = false; Ollama's llm/llama_server.go@fb307609 does not pass it); CUDA/ROCm wants it when
+    # the op's batch, ne[1] of a MUL_MAT and ne[2] (the ubatch's tokens) of a MoE MUL_MAT_ID, is at least
+    # GGML_OP_OFFLOAD_MIN_BATCH, 32 unless that variable is set (ggml/src/ggml-cuda/ggml-cuda.cu@00108827
+    # get_op_batch_size, ggml_backend_cuda_device_offload_op, ggml_backend_cuda_reg). Each split then copies its inputs,
+    # only the experts the ubatch routes to, and computes (ggml-backend.cpp ggml_backend_sched_compute_splits).
+    offload_min_batch = 32
 
     # ---------------------------------------------------------------- settings
 

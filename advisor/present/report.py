@@ -80,6 +80,17 @@ def speed_explain_lines(speed) -> list[str]:
                    f"{pre['cpu_compute_cores']:g} x {pre['gflops_per_core']:g}e9 / {pre['flops_per_token']:.4g} = "
                    f"{pre['tokens_per_s']:.1f} tokens/s")
         out.append(f"    {pre['cpu_isa']} {pre['cpu_format']}: {pre['gflops_per_core_source']}")
+    off = speed.terms.get("prefill, RAM weights copied to the GPU")
+    if off:
+        out.append(f"Prefill with weights in RAM: for each ubatch of >= {off['offload_min_batch']} tokens the engine "
+                   f"copies them to {off['gpu']} and computes there, per ubatch of {off['n_ubatch']} tokens:")
+        out.append(f"  compute = n_ubatch x FLOPs per token / GPU FLOPS = {off['n_ubatch']} x "
+                   f"{off['flops_per_token']:.4g} / {off['gpu_flops_per_s']:.4g} = {off['compute_seconds']:.3f} s")
+        out.append(f"  copy    = bytes used / (efficiency x link) = {off['bytes_copied']} / "
+                   f"({off['copy_efficiency']:g} x {off['link_bandwidth_gb_s']:g} GB/s, {off['link']}) = "
+                   f"{off['copy_seconds']:.3f} s")
+        out.append(f"  prefill = n_ubatch / (compute + copy) = {off['n_ubatch']} / {off['seconds_per_ubatch']:.3f} s = "
+                   f"{off['tokens_per_s']:.1f} tokens/s")
     return out
 
 

@@ -40,10 +40,30 @@ def parse_links(text: str, where: str = WHERE) -> tuple[dict[str, Link], dict[st
 
 @lru_cache(maxsize=1)
 def load_links() -> tuple[dict[str, Link], dict[str, str]]:
-    return parse_links(_profiles_root().joinpath("hardware", LINKS_FILE).read_text(encoding="utf-8"))
+    """The table, from the parsed-data cache when the file is unchanged: every machine with a GPU reads it (its host
+    link), so a start-up would otherwise import and run the TOML parser for it."""
+    from advisor.sources.parsed_cache import cached
+
+    path = _profiles_root().joinpath("hardware", LINKS_FILE)
+    return cached("links", [path], lambda: parse_links(path.read_text(encoding="utf-8")))
 
 
 def link_for(catalog_id: str | None) -> Link:
     """The link a box of several of this GPU uses (the catalog default, PCIe, for a GPU not listed)."""
     links, gpus = load_links()
     return links[gpus.get(catalog_id or "", gpus["default"])]
+
+
+PCIE_PREFIX = "pcie"  # the ids of the PCIe slot rows (pcie3-x16, pcie4-x16, pcie5-x16)
+
+
+def host_link_for(catalog_id: str | None) -> Link | None:
+    """The PCIe slot between the host and one GPU of this catalog id: the GPU's [gpus] link when that is a PCIe row (a
+    PCIe card's all-reduce crosses that same slot), else None: a GPU the table does not list (its 'default' is an
+    assumption made for the all-reduce, not a fact about the card) or one whose peers are joined by NVLink / Infinity
+    Fabric (the host side of those boards is not in the table). Lanes are taken as x16, as the table takes them."""
+    links, gpus = load_links()
+    link_id = gpus.get(catalog_id or "")
+    if link_id is None or not link_id.startswith(PCIE_PREFIX):
+        return None
+    return links[link_id]
