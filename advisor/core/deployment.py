@@ -77,6 +77,9 @@ class DeviceUse:
     compute_share: float = 0.0  # share of a token's FLOPs this device does
     read_bytes: int | None = None  # weights read per token here, when they are not its share of the model's
     expert_layers: int = 0  # layers whose routed experts this device holds apart from their layer (RAM)
+    # clean file pages of weights it holds in another form as well (llama.cpp's CPU_REPACK copy beside the memory
+    # map): resident after load until memory is short, never read again, so in `resident_bytes`, not `total_bytes`
+    page_cache_bytes: int = 0
 
     def but(self, **changes) -> DeviceUse:
         """A copy with `changes`, as dataclasses.replace makes it but ~10x faster (a placement search copies
@@ -92,6 +95,11 @@ class DeviceUse:
     @property
     def total_bytes(self) -> int:
         return self.weights_bytes + self.kv_bytes + self.compute_bytes + self.overhead_bytes
+
+    @property
+    def resident_bytes(self) -> int:
+        """What the process shows resident on an unpressed machine: the total and the page cache beside it."""
+        return self.total_bytes + self.page_cache_bytes
 
     @property
     def fits(self) -> bool | None:
@@ -111,6 +119,8 @@ class DeviceUse:
             "total_bytes": self.total_bytes,
             "usable_bytes": self.usable_bytes,
             "fits": self.fits,
+            "page_cache_bytes": self.page_cache_bytes,
+            "resident_bytes": self.resident_bytes,
         }
 
 

@@ -273,6 +273,8 @@ class LlamaCpp(Engine):
     def __init__(self):
         self._loads: dict = {}
         self._facts: dict = {}
+        self._repacks: dict = {}
+
     loads_gguf = True
     default_quant = "Q4_K_M"
     check_kv_types = ("f16", "q8_0", "q4_0")
@@ -452,13 +454,22 @@ class LlamaCpp(Engine):
             return host_compute_bytes(job.model, cells, job.settings)
         return output_buffer_bytes(job.model, job.settings)
 
-    @staticmethod
-    def _cpu_repack(job: Job, machine: Machine) -> int:
+    def _cpu_repack(self, job: Job, machine: Machine) -> int:
         """The CPU_REPACK copy on a CPU-only machine (see REPACK_X86_AVX2); 0 with a GPU. Not added to the host's
-        memory: it takes the place of the file's pages of those tensors (see the notes above REPACK_X86_AVX2)."""
+        memory: it takes the place of the file's pages of those tensors (see the notes above REPACK_X86_AVX2).
+        Remembered per job and CPU (a search bisects CPU-only contexts; the sum runs over every matrix)."""
         if machine.gpus:
             return 0
-        return repack_bytes(job, machine_cpu_flags(machine)[0])
+        flags = machine_cpu_flags(machine)[0]
+        key = (id(job), flags)
+        hit = self._repacks.get(key)
+        if hit is not None and hit[0] is job:
+            return hit[1]
+        if len(self._repacks) >= LOADS_KEPT:
+            self._repacks.clear()
+        value = repack_bytes(job, flags)
+        self._repacks[key] = (job, value)
+        return value
 
     @staticmethod
     def _gpus_fit(uses) -> bool:
@@ -576,6 +587,9 @@ class LlamaCpp(Engine):
                 return self._placement("gpu+cpu" if host.fits is not False else "none", gpu_uses, host, lo)
         gpu_uses = []
         host = self._host_use(job, cells, 0, machine, gpu_uses)
+        repack = self._cpu_repack(job, machine)
+        if repack:  # the mapped pages of the repacked weights stay beside the copy (see REPACK_X86_AVX2)
+            host = host.but(page_cache_bytes=repack)
         return self._placement("cpu" if host.fits is not False else "none", gpu_uses, host, 0)
 
     def _placement(self, kind: str, gpu_uses, host: DeviceUse, gpu_layers: int) -> Placement:
@@ -626,7 +640,8 @@ class LlamaCpp(Engine):
             types = "/".join(sorted({t for t, _, n in job.matmul_weights() if t in rules and n}))
             notes.append(f"CPU_REPACK: llama.cpp copies the {types} weights ({fmt_gib(repack, 2)}) into its repacked "
                          "layout; the file's pages of them are read once at load and are page cache the kernel can "
-                         f"drop (the process's RSS can show both: {fmt_gib(repack, 2)} more than the total here)"
+                         f"drop (the process's RSS can show both: {fmt_gib(repack, 2)} more than the total here, "
+                         "'resident_bytes' in --json)"
                          + ("" if known else "; CPU assumed to have AVX2 (--cpu-isa names another)"))
         return notes
 
