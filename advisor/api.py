@@ -16,7 +16,7 @@ from pathlib import Path
 from advisor.errors import AdvisorError, UsageError
 from advisor.sources.imported import Imported
 from advisor.core.hardware import Device, Machine
-from advisor.apps.estimate import estimate, kv_bytes_per_token, weights_bytes
+from advisor.apps.estimate import estimate, kv_bytes_per_token, offload_problem, weights_bytes
 from advisor.core.memory import EngineSettings, Estimate, KVChoice
 from advisor.core.model import newest_families_first
 from advisor.sources.model_files import load_model
@@ -82,6 +82,15 @@ def _estimate(src: Imported, quant: str | None, default_quant: str, kv: KVChoice
     return estimate(src.profile, quant or default_quant, kv, engine, context, machine, quants)
 
 
+def _check_offload(src: Imported, quant: str, kv: KVChoice, engine: EngineSettings) -> None:
+    """One model with an expert offload named (--cpu-moe, --n-cpu-moe, -ot): a UsageError where it cannot apply
+    (a grid of models skips it where it does not: the engine places a dense model as without it)."""
+    if engine.offload == "experts":
+        problem = offload_problem(src.profile, quant, kv, engine, load_registry().quants, src.weights)
+        if problem:
+            raise UsageError(problem)
+
+
 def _remember_default_layouts(profiles, default_quant: str, engine: str) -> None:
     """The weights of a default check grid, from the parsed-data cache when the profiles, the recipes and the code
     that sums them have not changed (one walk over every tensor of ~45 models is a third of `advisor check`)."""
@@ -115,7 +124,9 @@ def fit_one(model_name: str, quant: str | None, kv: KVChoice, engine: EngineSett
             machine: Machine, default_quant: str = "Q4_K_M") -> Estimate:
     """One estimate. `model_name` is a profile id or a path to a config.json / GGUF file; `quant` None means the
     file's own weights (GGUF), the model's native format when the engine loads it, or `default_quant`."""
-    return _estimate(load_model(model_name), quant, default_quant, kv, engine, context, machine)
+    src = load_model(model_name)
+    _check_offload(src, src.quant if src.weights is not None else quant or default_quant, kv, engine)
+    return _estimate(src, quant, default_quant, kv, engine, context, machine)
 
 
 def check_grid(machine: Machine, engine: EngineSettings, models=None, quants=("Q4_K_M",), kv_types=("f16",),

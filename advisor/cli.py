@@ -16,7 +16,6 @@ from advisor.errors import AdvisorError
 FORMATS = ("table", "json", "csv", "markdown")  # advisor.output.FORMATS; repeated so --help needs no import
 
 DEFAULT_ENGINE = engines.PREFERRED_ORDER[0]
-CPU_MOE_ALL_LAYERS = 1 << 16  # --cpu-moe: "the first N layers" with N larger than any model has
 MAX_RAM_CHANNELS = 24  # a two-socket server with 12 channels each
 DEFAULT_RAM_CHANNELS = 2  # a desktop board
 BYTES_PER_TRANSFER = 8  # one 64-bit DDR channel moves 8 bytes per transfer
@@ -328,7 +327,7 @@ def _import_warnings(models) -> list[str]:
 
 def _engine(engine, parallel, flash_attn, headroom, swa_full, gpu_util, kv_unified=False, mla_v_cache=False,
             offload="auto", cpu_moe=False, n_cpu_moe=None, override_tensor=()):
-    from advisor.core.memory import EngineSettings
+    from advisor.core.memory import CPU_MOE_ALL_LAYERS, EngineSettings
     from advisor.core.units import GIB
 
     from advisor.engines.llamacpp import parse_override

@@ -205,3 +205,41 @@ def test_the_expert_offload_examples_reached_the_check():
     assert d["deployment"]["offload"] == {"kind": "experts", "host_layers": 16}
     assert not all(x["fits"] for x in _auto_fit("qwen3-30b-a3b", 14, 1, "--n-cpu-moe", "15")["devices"]
                    if not x["host"])
+
+
+@pytest.mark.parametrize("args, words", [
+    (["llama-3.1-8b", "--n-cpu-moe", "3"], "llama-3.1-8b has no routed experts"),  # a dense model
+    (["llama-3.1-8b", "--cpu-moe"], "llama-3.1-8b has no routed experts"),
+    (["gpt-oss-120b", "--n-cpu-moe", "37"], "--n-cpu-moe 37: gpt-oss-120b has 36 layers"),  # more layers than it has
+    (["gpt-oss-120b", "-ot", r"blk\.(9[0-9])\.ffn_.*_exps=CPU"], "matches no routed-expert tensor of gpt-oss-120b"),
+])
+def test_an_expert_offload_that_cannot_apply_to_the_model_is_one_line_and_exit_2(args, words):
+    """Issue 15's acceptance: --n-cpu-moe on a dense model, more layers than the model has, a pattern that matches
+    none of its tensors (this one names layers 90-99 of a 36-layer model) - through the real process."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "advisor", "fit", *args, "--gpu", "RTX 4090", "--ram", "64"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("advisor: error: ") and words in r.stderr
+    ok = CliRunner().invoke(main, ["fit", "gpt-oss-120b", "--n-cpu-moe", "36", "--gpu", "RTX 4090", "--ram", "64"])
+    assert ok.exit_code == 0  # as many layers as it has is every layer
+
+
+def test_check_with_cpu_moe_places_a_dense_model_as_without_it():
+    """check runs one --cpu-moe over every model: a dense one is placed as llama.cpp places it with the option
+    (which matches no tensor there), the layer split. Before, qwen3-32b read 'none' (no fit) with --cpu-moe and
+    gpu+cpu with 13 layers in RAM without it."""
+    def rows(*extra):
+        r = CliRunner().invoke(main, ["check", "--gpu", "RTX 4090", "--ram", "64", "--kv-type", "f16", *extra,
+                                      "--json"])
+        assert r.exit_code == 0, r.output
+        return {x["model"]: x for x in json.loads(r.stdout)["results"]}
+
+    plain, moe = rows(), rows("--cpu-moe")
+    dense = moe["qwen3-32b"]
+    assert dense["placement"] == plain["qwen3-32b"]["placement"] == "gpu+cpu"
+    assert dense["deployment"]["offload"] == plain["qwen3-32b"]["deployment"]["offload"] == \
+        {"kind": "layers", "host_layers": 13}
+    assert moe["gpt-oss-120b"]["deployment"]["offload"] == {"kind": "experts", "host_layers": 36}

@@ -117,6 +117,13 @@ def _prepared(engine, model, quant, kv, settings, quants, weights):
     return job
 
 
+def offload_problem(model: ModelProfile, quant: str, kv: KVChoice, settings: EngineSettings, quants: QuantTable,
+                    weights: WeightsLayout | None = None) -> str | None:
+    """Why the settings' expert offload cannot apply to this one model (the engine's rule), or None."""
+    engine = engines.get(settings.name)
+    return engine.offload_problem(_prepared(engine, model, quant, kv, settings, quants, weights))
+
+
 def placement_of(model: ModelProfile, quant: str, kv: KVChoice, settings: EngineSettings, context: int,
                  machine: Machine, quants: QuantTable, weights: WeightsLayout | None = None):
     """(placement, offload) as `estimate` finds them at `context`, without the rest of the estimate: for searches

@@ -28,6 +28,9 @@ DEFAULT_N_UBATCH = 512
 PLACEMENTS = ("gpu", "gpu+cpu", "cpu", "none")
 
 
+CPU_MOE_ALL_LAYERS = 1 << 16  # --cpu-moe: "the first N layers" with N larger than any model has
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     """What a user sets on an engine. Each engine reads the fields that apply to it (advisor/engines)."""
@@ -46,7 +49,7 @@ class EngineSettings:
     # N; --cpu-moe is every layer) and of the layers whose expert tensors a cpu_moe_patterns regex matches
     # (-ot PATTERN=CPU)
     offload: str = "auto"
-    cpu_moe_first: int = 0
+    cpu_moe_first: int = 0  # CPU_MOE_ALL_LAYERS: every layer (--cpu-moe)
     cpu_moe_patterns: tuple[str, ...] = ()
 
 

@@ -155,6 +155,11 @@ class Engine:
     def place(self, job: Job, deployment: Deployment, machine: Machine, context: int) -> Placement:
         raise NotImplementedError
 
+    def offload_problem(self, job: Job) -> str | None:
+        """Why the expert offload the settings name cannot apply to this model (one line), or None. Asked of a
+        single model (`fit`); a grid of models (`check`) skips the offload where it does not apply."""
+        return None
+
     def gpu_totals(self, job: Job, machine: Machine, context: int) -> list[tuple[int, int | None]]:
         """(bytes needed, bytes usable) per GPU with every layer on the GPUs."""
         raise NotImplementedError

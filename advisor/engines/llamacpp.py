@@ -18,7 +18,8 @@ from functools import lru_cache
 from advisor.core.cache import Allocation
 from advisor.core.deployment import HOST, Deployment, DeviceUse, Offload, Placement, verdict
 from advisor.core.hardware import Machine
-from advisor.core.memory import CUDA_RUNTIME_BYTES, EngineSettings, Estimate, gpu_usable_bytes, host_usable_bytes
+from advisor.core.memory import (CPU_MOE_ALL_LAYERS, CUDA_RUNTIME_BYTES, EngineSettings, Estimate, gpu_usable_bytes,
+                                 host_usable_bytes)
 from advisor.core.model import ModelProfile
 from advisor.core.units import GIB, fmt_gib, fmt_mib
 from advisor.engines.base import Engine, Job
@@ -117,6 +118,29 @@ def cpu_expert_layers(job: Job, settings: EngineSettings) -> frozenset:
         regex = re.compile(pattern)
         chosen |= {i for i in moe if any(regex.search(f"blk.{i}.{t}.weight") for t in EXPERT_TENSORS)}
     return frozenset(chosen)
+
+
+def offload_problem(job: Job, settings: EngineSettings) -> str | None:
+    """Why --cpu-moe / --n-cpu-moe N / -ot PATTERN=CPU cannot apply to this model: it has no routed experts, N is
+    more than its layers, or a pattern matches none of its expert tensors (llama.cpp itself would load the model
+    as if the option were not given)."""
+    if settings.offload != "experts":
+        return None
+    m = job.model
+    moe = [i for i in range(m.layers) if job.weights.expert_layer_bytes[i]]
+    if not moe:
+        return (f"{m.id} has no routed experts to keep in RAM: --cpu-moe, --n-cpu-moe and --override-tensor apply "
+                "to MoE models (--offload layers moves whole layers)")
+    if m.layers < settings.cpu_moe_first < CPU_MOE_ALL_LAYERS:
+        return f"--n-cpu-moe {settings.cpu_moe_first}: {m.id} has {m.layers} layers"
+    import re
+
+    for pattern in settings.cpu_moe_patterns:
+        regex = re.compile(pattern)
+        if not any(regex.search(f"blk.{i}.{t}.weight") for i in moe for t in EXPERT_TENSORS):
+            return (f"--override-tensor {pattern}=CPU: matches no routed-expert tensor of {m.id} (MoE layers "
+                    f"{moe[0]}-{moe[-1]})")
+    return None
 
 
 def parse_override(text: str) -> str:
@@ -454,6 +478,9 @@ class LlamaCpp(Engine):
             return host_compute_bytes(job.model, cells, job.settings)
         return output_buffer_bytes(job.model, job.settings)
 
+    def offload_problem(self, job: Job) -> str | None:
+        return offload_problem(job, job.settings)
+
     def _cpu_repack(self, job: Job, machine: Machine) -> int:
         """The CPU_REPACK copy on a CPU-only machine (see REPACK_X86_AVX2); 0 with a GPU. Not added to the host's
         memory: it takes the place of the file's pages of those tensors (see the notes above REPACK_X86_AVX2).
@@ -556,7 +583,7 @@ class LlamaCpp(Engine):
         full = m.layers + 1
         s = job.settings
         if any(d.usable_bytes is not None for d in machine.gpus):  # a GPU whose memory is unknown holds nothing
-            if s.offload == "experts":
+            if s.offload == "experts" and any(job.weights.expert_layer_bytes):  # a dense model: as auto
                 chosen = cpu_expert_layers(job, s)
                 placed = self._expert_placement(job, cells, machine, chosen)
                 if placed is not None:
