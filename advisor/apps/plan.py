@@ -531,7 +531,19 @@ class _Probe:
             if not known or growth <= 0:
                 return cap
             layout = self.layout(est.quant)
-            dense = layout.total_bytes - layout.token_embd_bytes - sum(layout.expert_layer_bytes)
+            experts = sum(layout.expert_layer_bytes)
+            dense = layout.total_bytes - layout.token_embd_bytes - experts
+            ram = self.machine.ram_usable_bytes
+            if ram is not None:  # the experts the RAM cannot hold beside the token embeddings stay on the GPUs
+                dense += max(0, experts - max(0, ram - layout.token_embd_bytes))
+            gpus = [u for u in est.devices if not u.host]
+            if self.placed(est) and gpus and all(u.usable_bytes is not None for u in gpus):
+                # est runs here at est.context: from there the GPUs' usable memory (the engine's own figure) less
+                # their compute and overhead at est (which never shrink as the context grows) and the whole cache
+                # at est (which grows by at least `growth` per token) bounds the tokens to come
+                room = sum(u.usable_bytes - u.compute_bytes - u.overhead_bytes for u in gpus) - dense - est.kv_bytes
+                start = per_sequence_context(est.context, self.engine)
+                return min(cap, start + max(0, room + BOUND_SLACK_BYTES) // growth + 1)
             return min(cap, max(0, held - dense + BOUND_SLACK_BYTES) // growth + 1)
         if self.wanted == "gpu":  # a GPU option has GPUs
             held, known = self._gpu_memory
