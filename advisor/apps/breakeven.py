@@ -6,7 +6,7 @@ USD); the kWh price and a given hardware price are taken as already in that curr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from advisor.core.cost import Comparison, LocalRun, Usage, compare, kwh_per_million_tokens
 from advisor.core.units import GIB
@@ -15,17 +15,18 @@ HOURS_PER_DAY = 24
 from advisor.core.hardware import Machine
 from advisor.core.memory import Estimate
 from advisor.core.power import Power
-from advisor.sources.prices import ApiPrice
+from advisor.core.record import record
 from advisor.core.speed import Speed
+from advisor.sources.prices import ApiPrice
 
 
-@dataclass(frozen=True)
+@record
 class HardwarePrice:
     amount: float | None  # in the user's currency; None when unknown
     basis: str  # how it was found, said in the output
 
 
-@dataclass(frozen=True)
+@record
 class Breakeven:
     machine: Machine
     estimate: Estimate

@@ -22,24 +22,25 @@ from dataclasses import dataclass, field, replace
 
 from functools import cached_property
 
-from advisor.sources.catalog import HardwareSpec
-from advisor.core.deployment import Deployment
-from advisor.core.cost import DAYS_PER_MONTH, MONTHS_PER_YEAR, TOKENS_PER_UNIT, LocalRun, Usage, busy_hours, compare
-from advisor.errors import UsageError
-from advisor.detect.simulated import simulated_machine
-from advisor.core.hardware import Machine
 from advisor import engines
 from advisor.apps.estimate import (engine_context, estimate, fits_on_gpus, per_sequence_context, placement_of,
                                    search_terms)
+from advisor.core.cost import DAYS_PER_MONTH, MONTHS_PER_YEAR, TOKENS_PER_UNIT, LocalRun, Usage, busy_hours, compare
+from advisor.core.deployment import Deployment
+from advisor.core.formats import QuantTable
+from advisor.core.hardware import Machine
 from advisor.core.memory import EngineSettings, Estimate, KVChoice
+from advisor.core.model import ModelProfile
 from advisor.core.power import PowerModel, system_power
+from advisor.core.record import record
+from advisor.core.speed import estimate_speed
+from advisor.core.tensors import WeightsLayout, weights_layout
+from advisor.core.units import GIB
+from advisor.detect.simulated import simulated_machine
+from advisor.errors import UsageError
+from advisor.sources.catalog import HardwareSpec
 from advisor.sources.prices import ApiPrice, Rental
 from advisor.sources.ram_prices import RamKit
-from advisor.core.formats import QuantTable
-from advisor.core.model import ModelProfile
-from advisor.core.speed import estimate_speed
-from advisor.core.units import GIB
-from advisor.core.tensors import WeightsLayout, weights_layout
 
 # The precision ladders, best first, are each engine's (engine.weight_ladder / kv_ladder in advisor/engines): weight
 # precision is given up before cache precision (a q8_0 cache is close to lossless, a lower weight type is not).
@@ -54,7 +55,7 @@ CONTEXT_SEARCH_FLOOR = 256  # the max context in RAM (CPU-only, a MoE box) is bi
 BOUND_SLACK_BYTES = 2**20
 
 
-@dataclass(frozen=True)
+@record
 class Targets:
     model: str
     context: int  # tokens per sequence
@@ -73,7 +74,7 @@ class Targets:
         return out
 
 
-@dataclass(frozen=True)
+@record
 class Economics:
     kwh_price: float
     currency: str
@@ -90,7 +91,7 @@ class Economics:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-@dataclass(frozen=True)
+@record
 class Option:
     """One machine to consider: bought (price) or rented (rental)."""
 
@@ -122,7 +123,7 @@ class Option:
         return self.machine.ram_usable_bytes or 0
 
 
-@dataclass(frozen=True)
+@record
 class Candidate:
     option: Option
     meets_targets: bool
@@ -318,7 +319,7 @@ def rental_options(rentals: tuple[Rental, ...], find, targets: Targets, fx: floa
 # ---------------------------------------------------------------- one option
 
 
-@dataclass(frozen=True)
+@record
 class Model:
     """The model under plan: a profile, and the weights a GGUF file fixes (None: the quant ladder)."""
 
@@ -351,7 +352,7 @@ def below_default(quant: str | None, engine: str) -> bool:
     return quant in ladder and eng.default_quant in ladder and ladder.index(quant) > ladder.index(eng.default_quant)
 
 
-@dataclass(frozen=True)
+@record
 class _Rung:
     """One (weights, KV) combination tried on an option: "heavy" (the weights alone exceed the memory), "nofit"
     (it does not hold the context where it must), "unknown" (no decode speed), "slow" or "fast"."""
@@ -583,7 +584,7 @@ class _Probe:
         return None if not total else per_sequence_context(total, self.engine)
 
 
-@dataclass(frozen=True)
+@record
 class _Pending:
     """A rung chosen on an option, not yet priced nor its max context solved (`_finish` does both)."""
 
@@ -800,7 +801,7 @@ def _priced(option: Option, meets: bool, why: str, est: Estimate, max_context: i
 # ---------------------------------------------------------------- the search and the ranking
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
     targets: Targets
     economics: Economics

@@ -11,17 +11,17 @@ from __future__ import annotations
 import csv
 import re
 import statistics
-from dataclasses import dataclass
 from pathlib import Path
 
-from advisor.sources.catalog import find_by_nvml_name, find_hardware
-from advisor.errors import AdvisorError, UsageError
-from advisor.core.hardware import Device, Machine
 from advisor import engines
 from advisor.apps.estimate import estimate
+from advisor.core.hardware import Device, Machine
 from advisor.core.memory import EngineSettings, KVChoice
+from advisor.core.record import record
 from advisor.core.speed import estimate_speed
 from advisor.core.units import GIB, MIB
+from advisor.errors import AdvisorError, UsageError
+from advisor.sources.catalog import find_by_nvml_name, find_hardware
 
 # Targets (issue 7): relative error allowed per quantity, and for decode the share of rows that must meet it.
 TARGETS = {"kv": 0.005, "weights": 0.03, "compute": 0.25, "total": 0.10, "kv_budget": 0.10, "decode": 0.25}
@@ -37,7 +37,7 @@ MEMORY_COLUMNS = {"id", "engine", "model", "quant", "n_ctx", "kv_type_k", "kv_to
 THROUGHPUT_COLUMNS = {"id", "hardware", "backend", "model", "quant", "tg_tok_s"}
 
 
-@dataclass(frozen=True)
+@record
 class Check:
     row_id: str
     quantity: str
@@ -60,7 +60,7 @@ class Check:
         return abs(self.error) <= self.target
 
 
-@dataclass(frozen=True)
+@record
 class Unmapped:
     row_id: str
     what: str  # the row, or one quantity of it

@@ -17,18 +17,18 @@ its share under tensor parallelism. A model's cache is a `CacheLayout`: a tuple 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from itertools import accumulate
 from typing import ClassVar
 
 from advisor.core.formats import ElementType
 from advisor.core.model import ModelProfile
+from advisor.core.record import record
 
 MLA_LAYOUTS = ("latent", "latent+v")
 
 
-@dataclass(frozen=True)
+@record
 class Allocation:
     """How an engine hands out cache cells: in steps of `pad_tokens`; in one pool shared by every sequence (llama.cpp's
     -c) or per sequence (vLLM's pages); `window_extra_tokens` more cells in a sliding-window cache (llama.cpp: one
@@ -50,7 +50,7 @@ class Allocation:
 NO_PADDING = Allocation()
 
 
-@dataclass(frozen=True)
+@record
 class CacheSpec:
     """One layer's cache. `k_row_bytes` / `v_row_bytes`: bytes per cached token; `state_bytes`: bytes per sequence;
     `kv_heads`: the heads the rows hold (what tensor parallelism splits)."""
@@ -102,7 +102,7 @@ class FullAttention(CacheSpec):  # no fields of its own: the frozen dataclass me
     kind: ClassVar[str] = "full"
 
 
-@dataclass(frozen=True)
+@record
 class SlidingWindow(CacheSpec):
     """At most `window` tokens per sequence. llama.cpp sizes its SWA cache min(n_ctx_seq, pad256(n_swa x (unified ?
     n_seq : 1) + n_ubatch)) per stream (src/llama-kv-cache-iswa.cpp:73 at 749f688f); a paged engine keeps the
@@ -153,7 +153,7 @@ class RecurrentState(CacheSpec):  # no fields of its own: the frozen dataclass m
         return 0
 
 
-@dataclass(frozen=True)
+@record
 class SharedCache(CacheSpec):
     """Reads the cache of layer `source_layer`; holds nothing itself."""
 
@@ -171,7 +171,7 @@ class NoCache(CacheSpec):  # no fields of its own: the frozen dataclass methods 
         return 0
 
 
-@dataclass(frozen=True)
+@record
 class CacheLayout:
     """A model's cache: one spec per layer, the element types, and a label ("GQA", "MLA latent", "YOCO shared")."""
 

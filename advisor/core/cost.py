@@ -20,7 +20,7 @@ costs only its power above idle (marginal). Without it, the machine is counted o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from advisor.core.record import record
 
 SECONDS_PER_HOUR = 3600
 JOULES_PER_KWH = 3.6e6
@@ -38,7 +38,7 @@ def kwh_per_million_tokens(watts: float, tokens_per_s: float) -> float:
     return watts / tokens_per_s * TOKENS_PER_UNIT / JOULES_PER_KWH
 
 
-@dataclass(frozen=True)
+@record
 class LocalRun:
     """What generating costs on this machine, in the user's currency."""
 
@@ -85,7 +85,7 @@ def busy_hours(tokens: float, input_share: float, prefill_tokens_per_s: float, d
     return seconds / SECONDS_PER_HOUR
 
 
-@dataclass(frozen=True)
+@record
 class Usage:
     tokens_per_day: float
     input_share: float
@@ -103,7 +103,7 @@ class Usage:
         return self.hardware_price / (self.years * MONTHS_PER_YEAR)
 
 
-@dataclass(frozen=True)
+@record
 class Comparison:
     name: str
     cost_per_1m_input: float

@@ -12,13 +12,14 @@ placement and never ask which engine made it. Pure data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
+from advisor.core.record import record
 
 OFFLOAD_KINDS = ("none", "layers", "experts", "all")
 HOST = -1  # device_index of the host (RAM + CPU)
 
 
-@dataclass(frozen=True)
+@record
 class Offload:
     """What goes to host RAM: nothing, whole layers (llama.cpp -ngl), the routed experts of `host_layers` layers
     (--n-cpu-moe), or everything (CPU only)."""
@@ -30,7 +31,7 @@ class Offload:
         return {"kind": self.kind, "host_layers": self.host_layers}
 
 
-@dataclass(frozen=True)
+@record
 class Deployment:
     engine: str
     tp: int = 1
@@ -60,7 +61,7 @@ class Deployment:
                 "offload": self.offload.as_dict()}
 
 
-@dataclass(frozen=True)
+@record
 class DeviceUse:
     """What one device holds. `usable_bytes` None: the memory it may use is not known, so `fits` is unknown too."""
 
@@ -124,7 +125,7 @@ class DeviceUse:
         }
 
 
-@dataclass(frozen=True)
+@record
 class AllReduce:
     """The collectives of a tensor-parallel stage: `per_layer` all-reduces of `bytes_each` per token and layer, over
     `ranks` GPUs (Megatron-style tensor parallelism: one after attention, one after the MLP)."""
@@ -134,7 +135,7 @@ class AllReduce:
     bytes_each: int
 
 
-@dataclass(frozen=True)
+@record
 class Placement:
     """Where everything is: `kind` is "gpu" | "gpu+cpu" | "cpu" | "none" (where the parts go, or that they cannot
     go anywhere); `fits` True / False, or None when a memory it depends on is not known."""

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from advisor.core.record import record
 from advisor.errors import suggest
 
 
-@dataclass(frozen=True)
+@record
 class ElementType:
     """A ggml (or vLLM) storage type: `block_elements` values take `block_bytes` bytes.
 
@@ -44,7 +45,7 @@ class ElementType:
         return bits
 
 
-@dataclass(frozen=True)
+@record
 class Recipe:
     """A weight file type (Q4_K_M, BF16, ...): which element type each tensor class gets."""
 

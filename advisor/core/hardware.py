@@ -9,8 +9,9 @@ pool, in which the GPU's working set is part of RAM, never added to it (`Machine
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from advisor.core.record import record
 from advisor.core.units import GIB
 
 DEVICE_KINDS = ("gpu", "apple")
@@ -35,7 +36,7 @@ def apple_working_set_bytes(ram_bytes: int) -> int:
 
 
 
-@dataclass(frozen=True)
+@record
 class Device:
     """One accelerator. Unknown fields are None: a missing figure degrades that field only."""
 
@@ -73,7 +74,7 @@ class Device:
         }
 
 
-@dataclass(frozen=True)
+@record
 class Link:
     """What a tensor-parallel all-reduce between the GPUs crosses: per-direction bandwidth and per-call latency."""
 
@@ -108,7 +109,7 @@ def cpu_weight_format(quant: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@record
 class CpuRate:
     """What one core reaches in llama.cpp's kernels for one weight format, in GFLOPS (2 x weights per second)."""
 
@@ -124,7 +125,7 @@ class CpuRate:
                 "prefill_source": self.prefill_source}
 
 
-@dataclass(frozen=True)
+@record
 class CpuIsa:
     """An instruction-set level with its per-core figures (a row of profiles/hardware/cpu_isa.toml)."""
 
@@ -137,7 +138,7 @@ class CpuIsa:
         return next((r for r in self.rates if r.format == fmt), None)
 
 
-@dataclass(frozen=True)
+@record
 class Cpu:
     """The CPU as the engine's threads use it. Unknown fields are None; each known one says where it came from."""
 
@@ -166,7 +167,7 @@ class Cpu:
                 "flags": list(self.flags), "physical_cores": self.physical_cores, "logical_cpus": self.logical_cpus}
 
 
-@dataclass(frozen=True)
+@record
 class Machine:
     source: str  # "nvml" | "simulated" | "none"
     gpus: tuple[Device, ...] = ()

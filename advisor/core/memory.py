@@ -10,10 +10,11 @@ filling up, a buffer's phase changing), so the largest context that fits is solv
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from advisor.core.deployment import AllReduce, Deployment, DeviceUse
 from advisor.core.hardware import Machine
+from advisor.core.record import record
 from advisor.core.units import GIB, MIB
 
 # CUDA context + cuBLAS workspace per GPU. vLLM measured 0.35 GiB of non-torch memory on an RTX 3090
@@ -31,7 +32,7 @@ PLACEMENTS = ("gpu", "gpu+cpu", "cpu", "none")
 CPU_MOE_ALL_LAYERS = 1 << 16  # --cpu-moe: "the first N layers" with N larger than any model has
 
 
-@dataclass(frozen=True)
+@record
 class EngineSettings:
     """What a user sets on an engine. Each engine reads the fields that apply to it (advisor/engines)."""
 
@@ -53,7 +54,7 @@ class EngineSettings:
     cpu_moe_patterns: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class KVChoice:
     """K and V element types (`--kv-type`, `--kv-type-k/-v`) or a what-if bit width (`--kv-bits`)."""
 
@@ -68,7 +69,7 @@ class KVChoice:
         return self.k if self.k == self.v else f"{self.k}/{self.v}"
 
 
-@dataclass(frozen=True)
+@record
 class Estimate:
     model: str
     quant: str

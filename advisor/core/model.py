@@ -7,7 +7,7 @@ specs are built by core/cache.py and its tensor groups by core/tensors.py.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from advisor.core.record import record
 
 ATTENTION_KINDS = ("gqa", "mla", "yoco")
 # One character per layer in `layer_pattern` (an empty pattern: every layer attends, windows from sliding_window
@@ -27,7 +27,7 @@ ATTENTION_LAYER_KINDS = "ASCX"
 CURRENT_SINCE = "2025-01-01"
 
 
-@dataclass(frozen=True)
+@record
 class ModelProfile:
     """One model architecture: what memory and speed depend on. Sizes are element counts."""
 

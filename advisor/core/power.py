@@ -13,13 +13,14 @@ the chip when the data has one, else idle + watts per GB/s of memory bandwidth.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from advisor.core.hardware import Machine
 from advisor.core.memory import Estimate
+from advisor.core.record import record
 
 
-@dataclass(frozen=True)
+@record
 class PowerModel:
     decode_fraction: float
     decode_fraction_low: float
@@ -36,7 +37,7 @@ class PowerModel:
     measured: dict[str, tuple[float, str]] = field(default_factory=dict)  # catalog id -> (decode watts, source)
 
 
-@dataclass(frozen=True)
+@record
 class Power:
     decode_watts: float | None
     decode_range: tuple[float, float] | None

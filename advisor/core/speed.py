@@ -54,10 +54,10 @@ read-back per MoE layer. Unified memory (Metal offloads large batches too, withi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from advisor.core.hardware import CpuRate, Device, Link, Machine, cpu_weight_format
 from advisor.core.memory import DEFAULT_N_UBATCH, Estimate
+from advisor.core.record import record
 
 # (bandwidth efficiency, seconds of per-layer overhead), least-squares fit on relative error of
 # throughput.csv decode rows, by backend.
@@ -98,7 +98,7 @@ US_PER_S = 1e6
 FALLBACK_LINK = Link("pcie4-x16", "PCIe 4.0 x16 (assumed)", 31.5, 15.9, "profiles/hardware/links.toml pcie4-x16")
 
 
-@dataclass(frozen=True)
+@record
 class Speed:
     decode_tokens_per_s: float | None  # all sequences together (one sequence when concurrency is 1)
     decode_range: tuple[float, float] | None

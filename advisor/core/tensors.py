@@ -8,12 +8,12 @@ Pure functions; no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import NamedTuple
 
 from advisor.core.formats import QuantTable, Recipe
 from advisor.core.model import ATTENTION_LAYER_KINDS, ModelProfile
+from advisor.core.record import record
 
 # llama.cpp marks a llama-class model with 80 layers as LLM_TYPE_70B (src/llama-model.cpp,
 # load_hparams: `case 80: type = LLM_TYPE_70B`), which bumps attn_v by one K-quant level.
@@ -67,7 +67,7 @@ def group_of(name: str) -> str:
     return "attention"
 
 
-@dataclass(frozen=True)
+@record
 class TensorGroup:
     """Tensors of one kind in one block (layer -1: outside the blocks): bytes held, bytes read per token."""
 
@@ -81,7 +81,7 @@ class TensorGroup:
         return self.active_bytes / self.nbytes if self.nbytes else 0.0
 
 
-@dataclass(frozen=True)
+@record
 class WeightsLayout:
     """The weights as tensor groups, and the sums placement reads. Built the same way from a recipe
     (`weights_layout`) and from a GGUF header (`layout_from_tensors`)."""
@@ -89,6 +89,22 @@ class WeightsLayout:
     groups: tuple[TensorGroup, ...]
     n_layers: int
     params: int
+
+    # Stored (advisor check keeps ~50 layouts in the parsed-data cache), the groups travel as plain tuples and are
+    # made TensorGroups again only when read: unpickling ~15,000 dataclass instances took 15 ms of a start-up,
+    # the tuples 1.5 ms, and a start-up that has the sums (`with_sums`) never reads the groups.
+    def __reduce__(self):
+        state = dict(self.__dict__)
+        packed = tuple((g.kind, g.layer, g.nbytes, g.active_bytes) for g in state.pop("groups"))
+        return _restored_layout, (type(self), packed, state)
+
+    def __getattr__(self, name):  # only for what is not in __dict__: the groups of a restored layout
+        packed = self.__dict__.get("_packed_groups") if name == "groups" else None
+        if packed is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        groups = tuple(TensorGroup(*row) for row in packed)
+        self.__dict__["groups"] = groups
+        return groups
 
     @cached_property
     def token_embd_bytes(self) -> int:
@@ -170,6 +186,14 @@ class WeightsLayout:
     @property
     def bits_per_weight(self) -> float:
         return 8 * self.total_bytes / self.params if self.params else 0.0
+
+
+def _restored_layout(cls, packed: tuple, state: dict) -> WeightsLayout:
+    """A pickled layout (WeightsLayout.__reduce__): its state, the groups packed until read."""
+    layout = object.__new__(cls)
+    layout.__dict__.update(state)
+    layout.__dict__["_packed_groups"] = packed
+    return layout
 
 
 class GroupSums:

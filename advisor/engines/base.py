@@ -13,7 +13,7 @@ check and plan, and the lines that explain its terms. Engine names are compared 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from advisor.core.cache import Allocation, CacheLayout, bits_type, cache_layout
 from advisor.core.deployment import Deployment, Placement
@@ -21,13 +21,14 @@ from advisor.core.formats import ElementType, QuantTable
 from advisor.core.hardware import Machine
 from advisor.core.memory import EngineSettings, Estimate, KVChoice
 from advisor.core.model import ModelProfile
+from advisor.core.record import record
 from advisor.core.tensors import WeightsLayout, weights_layout
 from advisor.errors import UsageError
 
 MIN_KV_BITS, MAX_KV_BITS = 1, 32  # --kv-bits: a what-if element of 1 to 32 bits
 
 
-@dataclass(frozen=True)
+@record
 class Job:
     """Everything about one question that does not depend on the context."""
 

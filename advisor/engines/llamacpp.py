@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 
 from advisor.core.cache import Allocation
@@ -21,6 +21,7 @@ from advisor.core.hardware import Machine
 from advisor.core.memory import (CPU_MOE_ALL_LAYERS, CUDA_RUNTIME_BYTES, EngineSettings, Estimate, gpu_usable_bytes,
                                  host_usable_bytes)
 from advisor.core.model import ModelProfile
+from advisor.core.record import record
 from advisor.core.units import GIB, fmt_gib, fmt_mib
 from advisor.engines.base import Engine, Job
 from advisor.errors import UsageError
@@ -248,7 +249,7 @@ def _recipe_matmul_bytes(model: ModelProfile, recipe, quants) -> tuple[tuple[str
     return tuple(rows)
 
 
-@dataclass(frozen=True)
+@record
 class LlamaJob(Job):
     """A Job with what llama.cpp's CPU-side rules need: the recipe the weights came from (None: a GGUF file's)."""
 

@@ -12,7 +12,8 @@ import math
 import os
 import re
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
+from advisor.core.record import record
 
 FORMATS = ("table", "json", "csv", "markdown")
 TERMINAL_WIDTH = 80  # the classic terminal, and the width when stdout is not one (a pipe, a file)
@@ -27,7 +28,7 @@ STATUS_COLOURS = {"GPU": "green", "yes": "green", "GPU+RAM": "yellow", "RAM": "y
                   "NO": "red", "never": "red", "GPU?": "yellow", "GPU+RAM?": "yellow", "GPU+RAM (experts)": "yellow", "GPU+RAM (experts)?": "yellow", "RAM?": "yellow", "?": "yellow"}
 
 
-@dataclass(frozen=True)
+@record
 class Table:
     headers: tuple[str, ...]
     rows: tuple[tuple, ...]
@@ -35,7 +36,7 @@ class Table:
     wrap: tuple[int, ...] | None = None  # columns that may wrap to fit the width, preferred first (None: any)
 
 
-@dataclass(frozen=True)
+@record
 class Document:
     """What a command says, in every format. `records` and `table` may also be given as functions that make them,
     for documents whose JSON is what is asked for most (`check --json` need not lay out 150 table rows)."""
@@ -59,11 +60,11 @@ def colour_enabled(stream=None) -> bool:
 def terminal_width(stream=None) -> int:
     """The width to lay text out in: the terminal's when `stream` (stdout) is one ($COLUMNS first, as the shell
     sets it), else TERMINAL_WIDTH, so that a pipe or a file always gets the same 80-column text."""
-    import shutil
-
     stream = stream or sys.stdout
     if not (hasattr(stream, "isatty") and stream.isatty()):
         return TERMINAL_WIDTH
+    import shutil  # here: it imports bz2, lzma and zlib (~4 ms), which a pipe never needs
+
     columns = shutil.get_terminal_size((TERMINAL_WIDTH, 24)).columns
     return columns if columns > 0 else TERMINAL_WIDTH
 

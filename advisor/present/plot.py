@@ -1,14 +1,14 @@
 """A small text plot: straight lines y = fixed + slope x on a character grid. No plotting dependency."""
 
 from __future__ import annotations
+from advisor.core.record import record
 
-from dataclasses import dataclass
 
 MARKERS = "L123456789abcdefghij"
 POINT_MARKERS = "123456789abcdefghijklmnopqrstuvwxyz"
 
 
-@dataclass(frozen=True)
+@record
 class Line:
     label: str
     fixed: float  # y at x = 0
@@ -39,7 +39,7 @@ def line_plot(lines: list[Line], x_max: float, width: int = 60, height: int = 16
     return out
 
 
-@dataclass(frozen=True)
+@record
 class Point:
     label: str
     x: float

@@ -9,9 +9,9 @@ a tie is ambiguous (the candidates are listed).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 
+from advisor.core.record import record
 from advisor.errors import ProfileError, UsageError, suggest
 from advisor.sources.profiles import _profiles_root, parse_toml
 
@@ -21,7 +21,7 @@ GENERIC_WORDS = frozenset({"nvidia", "geforce", "tesla", "rtx", "gtx", "amd", "r
 KINDS = ("gpu", "apple", "unified", "cpu")
 
 
-@dataclass(frozen=True)
+@record
 class HardwareSpec:
     id: str
     name: str

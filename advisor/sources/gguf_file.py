@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
+from advisor.core.record import record
+from advisor.core.tensors import GroupSums, WeightsLayout, group_of
 from advisor.errors import ProfileError
 from advisor.sources.hf_config import MAX_FIELD_VALUE
 from advisor.sources.imported import Imported
-from advisor.core.tensors import GroupSums, WeightsLayout, group_of
 
 SPLIT_NAME = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
 BLOCK_TENSOR = re.compile(r"^blk\.(?P<layer>\d+)\.")
@@ -41,7 +41,7 @@ def split_parts(path: Path) -> list[Path]:
     return parts
 
 
-@dataclass(frozen=True)
+@record
 class FileWeightsLayout(WeightsLayout):
     """A GGUF file's weights, with what llama.cpp's CPU backend decides per tensor: the (ggml type, ne[1], bytes) of
     each weight a MUL_MAT / MUL_MAT_ID reads (engines/llamacpp.py repack_bytes picks the repacked ones; ne[1] 0 when

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import mmap
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from advisor.core.record import record
 from advisor.errors import ProfileError
 
 MAGIC = b"GGUF"
@@ -69,7 +69,7 @@ FILE_TYPES = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class TensorInfo:
     name: str
     shape: tuple[int, ...]  # ggml order: shape[0] is the row length
@@ -80,7 +80,7 @@ class TensorInfo:
     n_bytes: int
 
 
-@dataclass(frozen=True)
+@record
 class GGUFHeader:
     version: int
     metadata: dict  # key -> str | int | float | bool | list (skipped arrays are absent)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
-from advisor.errors import AdvisorError, ProfileError
 from advisor.core.model import ModelProfile
+from advisor.core.record import record
+from advisor.errors import AdvisorError, ProfileError
 from advisor.sources.imported import Imported  # noqa: F401 (re-exported: where importers built it)
 from advisor.sources.profiles import model_from_fields
 
@@ -30,7 +30,7 @@ MAX_FIELD_VALUE = 1 << 40  # larger sizes are corrupt, not a model (2^40 element
 
 
 
-@dataclass(frozen=True)
+@record
 class HFType:
     architecture: str
     defaults: dict

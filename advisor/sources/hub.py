@@ -22,9 +22,9 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
+from advisor.core.record import record
 from advisor.errors import AdvisorError, ProfileError, UsageError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -48,7 +48,7 @@ NOT_MODEL = ("mmproj", "imatrix", "mtp-", "eagle3-", "dflash-", "dspark-")
 NO_QUANT = ("", "latest")  # Ollama's hf.co/ORG/REPO:latest means "the default file"
 
 
-@dataclass(frozen=True)
+@record
 class HubRef:
     repo: str
     revision: str | None = None

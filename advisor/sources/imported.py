@@ -3,12 +3,12 @@ A leaf module: every reader (config.json, GGUF, the Hub, Ollama) builds one with
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from advisor.core.model import ModelProfile
+from advisor.core.record import record
 
 
-@dataclass(frozen=True)
+@record
 class Imported:
     """A profile read from a file, with what the reader noticed along the way."""
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
+from advisor.core.record import record
 from advisor.errors import AdvisorError, ProfileError
 
 PREFIX = "ollama:"
@@ -36,7 +36,7 @@ NAME = re.compile(rf"^(?:(?P<host>[A-Za-z0-9.-]+(?::\d+)?)/)??(?:(?P<ns>{_WORD})
 BARE = re.compile(rf"^(?P<model>{_WORD}):(?P<tag>{_WORD})$")
 
 
-@dataclass(frozen=True)
+@record
 class OllamaRef:
     host: str
     namespace: str

@@ -12,6 +12,7 @@ import os
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 
+from advisor.core.record import record
 from advisor.errors import ProfileError, UsageError, suggest
 from advisor.sources.config import check_number
 from advisor.sources.profiles import parse_toml
@@ -27,7 +28,7 @@ def _as_dict(self) -> dict:
     return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-@dataclass(frozen=True)
+@record
 class ApiPrice:
     name: str
     input_usd_per_1m: float
@@ -51,7 +52,7 @@ class ApiPrice:
     as_dict = _as_dict
 
 
-@dataclass(frozen=True)
+@record
 class Region:
     code: str
     name: str
@@ -69,7 +70,7 @@ class Region:
     as_dict = _as_dict
 
 
-@dataclass(frozen=True)
+@record
 class Rental:
     provider: str
     offer: str

@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import lru_cache
 from pathlib import Path
 
 from advisor.core.formats import ElementType, QuantTable, Recipe
 from advisor.core.model import ATTENTION_KINDS, LAYER_KINDS, ModelProfile
+from advisor.core.record import record
 from advisor.errors import ProfileError, suggest
 
 MAX_LAYERS = 4096  # real models have at most a few hundred blocks; more is a corrupt file, and costs a walk per layer
@@ -239,7 +240,7 @@ _TYPE_FIELDS = ("block_elements", "block_bytes", "kv", "scale_bytes", "scale_row
 
 # ---------------------------------------------------------------- the registry
 
-@dataclass(frozen=True)
+@record
 class Registry:
     models: dict  # id -> ModelProfile, in file order
     quants: QuantTable

@@ -5,8 +5,8 @@ Checked on load: a malformed row is one ProfileError naming the file and the fie
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
+from advisor.core.record import record
 from advisor.errors import ProfileError
 from advisor.sources.config import check_number
 
@@ -21,7 +21,7 @@ STATUSES = ("copied", "derived")
 REQUIRED = ("id", "capacity_gb", "type", "mt_s", "channels", "price_usd", "status", "as_of", "source")
 
 
-@dataclass(frozen=True)
+@record
 class RamKit:
     id: str
     capacity_gb: int

@@ -1,0 +1,77 @@
+"""advisor.core.record: `@record` behaves as `@dataclass(frozen=True)` does (equality, hash, repr, frozenness,
+replace, pickling), with the comparison methods written once instead of generated per class."""
+
+import dataclasses
+import pickle
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from advisor.core.record import record
+
+
+@record
+class Point:
+    x: int
+    y: int = 0
+    label: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class RefPoint:
+    x: int
+    y: int = 0
+    label: str = ""
+
+
+@record
+class One:
+    only: int
+
+
+@record
+class Empty:
+    pass
+
+
+class Named(Point):  # a subclass adding no fields, as core/cache.py's cache kinds are
+    pass
+
+
+values = st.tuples(st.integers(-3, 3), st.integers(-3, 3), st.sampled_from(["", "a", "b"]))
+
+
+@given(values, values)
+def test_equality_and_hash_are_a_frozen_dataclass_s(a, b):
+    assert (Point(*a) == Point(*b)) == (RefPoint(*a) == RefPoint(*b)) == (a == b)
+    assert hash(Point(*a)) == hash(RefPoint(*a))  # the fields' tuple, as dataclasses hashes it
+    assert repr(Point(*a)).replace("Point", "RefPoint", 1) == repr(RefPoint(*a))
+
+
+def test_other_classes_are_never_equal_and_the_edge_sizes_work():
+    assert Point(1) != RefPoint(1) and Point(1) != (1, 0, "") and Point(1) != Named(1)
+    assert Named(1) == Named(1) and hash(Named(1)) == hash(Point(1)) and repr(Named(2)) == "Named(x=2, y=0, label='')"
+    assert One(3) == One(3) != One(4) and hash(One(3)) == hash((3,)) and repr(One(3)) == "One(only=3)"
+    assert Empty() == Empty() and hash(Empty()) == hash(()) and repr(Empty()) == "Empty()"
+    assert {Point(1, 2): "a"}[Point(1, 2)] == "a"
+
+
+def test_frozen_replace_and_pickle():
+    p = Point(1, 2, "a")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.x = 5
+    assert dataclasses.replace(p, y=7) == Point(1, 7, "a")
+    assert pickle.loads(pickle.dumps(p)) == p
+    assert dataclasses.is_dataclass(p) and [f.name for f in dataclasses.fields(p)] == ["x", "y", "label"]
+
+
+def test_a_method_the_class_defines_is_kept():
+    @record
+    class Loud:
+        x: int
+
+        def __repr__(self):
+            return "loud"
+
+    assert repr(Loud(1)) == "loud" and Loud(1) == Loud(1)
