@@ -141,6 +141,11 @@ def check_document(machine: Machine, estimates: list[Estimate]) -> Document:
         tail += _what_if_summary(estimates)
         tail.append("")
     tail.append("GPU ctx: largest context entirely on the GPU(s); 'max': the model's own limit.")
+    beyond = {e.model: e for e in estimates if e.context > e.model_max_context}
+    if beyond:
+        tail.append("ctx beyond the trained maximum (the memory is computed; quality there is not assured): "
+                    + ", ".join(f"{m} at {fmt_tokens(e.context)} (trained {fmt_tokens(e.model_max_context)})"
+                                for m, e in beyond.items()) + ".")
     tail.append("GiB: weights + KV cache + compute buffers + overhead at ctx (no headroom).")
     if any(e.upper_bound for e in estimates):
         tail.append("<=: an upper bound, layers of a kind advisor does not model counted as full attention.")
