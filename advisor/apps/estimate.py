@@ -86,6 +86,7 @@ def estimate(
         params=job.weights.params,
         bits_per_weight=job.weights.bits_per_weight,
         active_weights_bytes=job.weights.active_bytes,
+        active_params=job.weights.active_params,
         what_if=model.what_if,
         max_sequences=placement.max_sequences,
         notes=tuple(notes),
@@ -224,3 +225,4 @@ def search_terms(model: ModelProfile, quant: str, kv: KVChoice, settings: Engine
     solved = max_context(fits, lambda c: engine.gpu_totals(job, machine, c), engine.context_step(job),
                          engine.context_limit(job), engine.breakpoints(job))
     return deployment, solved
+

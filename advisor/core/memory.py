@@ -98,6 +98,7 @@ class Estimate:
     params: int
     bits_per_weight: float
     active_weights_bytes: int
+    active_params: int  # parameters read per token (WeightsLayout.active_params): what FLOPs count
     what_if: str = ""
     max_sequences: int | None = None  # sequences of `context` tokens that fit at once (paged engines)
     notes: tuple[str, ...] = field(default=())
@@ -147,6 +148,7 @@ class Estimate:
             "params": self.params,
             "bits_per_weight": round(self.bits_per_weight, 3),
             "active_weights_bytes": self.active_weights_bytes,
+            "active_params": self.active_params,
             "what_if": self.what_if or None,
             "devices": [d.as_dict() for d in self.devices],
             "deployment": self.deployment.as_dict() if self.deployment else None,

@@ -18,7 +18,11 @@ calibration/throughput.csv (llama.cpp tg128, Llama-2 7B/13B/70B F16/Q8_0/Q4_0; C
 error 6%, all within 25%; Metal 94 rows: median 3.3%, 97% within 25%).
 
 Prefill is compute-bound: tokens/s = efficiency x FP16 peak / (2 x active parameters), with the
-efficiency llama.cpp reached in the same file (pp512).
+efficiency llama.cpp reached in the same file (pp512). Active parameters are counted, not inferred from bytes
+(WeightsLayout.active_params: every parameter a token multiplies by, MoE routed experts at experts_per_token /
+experts, the embedding lookup none): with mixed precision the share of bytes read is not the share of parameters
+(gpt-oss-120b: its MXFP4 experts are 4.25 bits beside BF16 attention; 9.2 B "active" by bytes, 5.1 B counted). A
+device does its compute_share of them (the engine's: its share of the layers; of an expert offload's reads).
 
 Batched decode (`concurrency` N sequences, each in its own slot) reads the weights once per step for all N
 tokens, plus each sequence's cache, and cannot go faster than compute allows:
@@ -30,7 +34,9 @@ aggregate tokens/s = N / seconds per step. MoE: N tokens touch 1 - (1 - active s
 The CPU's part (CPU-only, the layers or experts a GPU offload leaves in RAM) is the slower of its RAM and its cores:
 
     host seconds = max(bytes read / (efficiency x RAM bandwidth),
-                       2 x parameters read / (cores x GFLOPS per core)) + layers x per-layer overhead
+                       N x 2 x parameters read / (cores x GFLOPS per core)) + layers x per-layer overhead
+
+(parameters read = the host's compute_share of the active parameters: per token, whatever N)
 
 with cores = min(threads, cores this process may use) and GFLOPS per core that of llama.cpp's kernels for the
 CPU's instruction set and the weight format (profiles/hardware/cpu_isa.toml, carried by Machine.cpu). CPU-only
@@ -43,7 +49,8 @@ RAM runs on the first GPU once a ubatch has at least that many tokens, the sched
 host link first (only the experts some token of the ubatch routes to, for MUL_MAT_ID), then computing; copy and compute
 are one after the other on the GPU's stream. Per ubatch of n_ubatch tokens:
 
-    seconds = n_ubatch x FLOPs per token / GPU FLOPS + bytes of the RAM weights the ubatch uses / (efficiency x link)
+    seconds = n_ubatch x 2 x active parameters / GPU FLOPS
+              + bytes of the RAM weights the ubatch uses / (efficiency x link)
     tokens/s = n_ubatch / seconds
 
 with bytes used = held x (1 - (1 - share read per token)^n_ubatch) (all of it for dense layers). The link is
@@ -88,7 +95,6 @@ PREFILL_SPREAD = 0.5
 # (PR #28223 saw 166 -> 330 t/s pinning the host experts). 0.83 x 0.55 = 0.46.
 HOST_COPY_EFFICIENCY = 0.46
 FLOPS_PER_PARAM_PER_TOKEN = 2  # one multiply-add per weight
-BITS_PER_BYTE = 8
 GIGA = 1e9
 # A ring all-reduce moves 2 (n-1)/n of the message through each GPU's link (NCCL's ring algorithm).
 RING_TRAFFIC_FACTOR = 2
@@ -174,13 +180,14 @@ def estimate_speed(est: Estimate, machine: Machine, concurrency: int = 1) -> Spe
     notes = []
     if est.placement == "none":
         return Speed(None, None, None, None, {}, ("does not fit: no speed",), concurrency)
-    # token_embd is a row lookup, not a full read; MoE layers read only the active experts
+    # token_embd is a row lookup, not a full read; MoE layers read only the active experts. A share of bytes: what
+    # memory reads, never what the FLOPs count (those are parameters: est.active_params)
     read_weights = est.weights_bytes - est.token_embd_bytes
     active_share = min(1.0, est.active_weights_bytes / read_weights) if read_weights else 1.0
     batch_share = 1 - (1 - active_share) ** concurrency  # weights N tokens touch (MoE); 1.0 for dense
     # each sequence reads its own slot of the cache
     kv_share = min(concurrency, est.parallel) / est.parallel
-    flops_per_token = FLOPS_PER_PARAM_PER_TOKEN * est.params * active_share
+    flops_per_token = FLOPS_PER_PARAM_PER_TOKEN * est.active_params
     seconds = compute_seconds = 0.0
     terms, spread = {}, 0.0
     gpu_seconds = [0.0] * len(machine.gpus)
@@ -206,6 +213,8 @@ def estimate_speed(est: Estimate, machine: Machine, concurrency: int = 1) -> Spe
             spread = max(spread, DECODE_SPREAD["apple" if device.kind == "apple" else "gpu"])
             terms[f"GPU {device.index} ({device.name})"] = {"bytes_read": int(read), "layers": use.layers,
                                                            "bandwidth_gb_s": device.bandwidth_gb_s,
+                                                           "active_params": est.active_params,
+                                                           "compute_share": use.compute_share,
                                                            "compute_seconds": compute_t, "seconds": t}
         comm_t, comm_terms = allreduce_seconds(est, machine, stage[0].layers, concurrency, notes)
         if comm_terms:
@@ -260,8 +269,9 @@ def _host_seconds(est, machine, host, batch_share, kv_share, concurrency, notes,
     layers = host.layers or host.expert_layers  # an expert offload: one expert pass per layer it holds
     fit = (MEASURED_CPU_EFFICIENCY, CPU_DECODE_FIT[1]) if machine.cpu_bandwidth_measured else CPU_DECODE_FIT
     rate, cores = cpu_compute(est, machine, notes)
-    # parameters behind the weight bytes read (each is one multiply-add per token of the step)
-    params_read = weights_read * BITS_PER_BYTE / est.bits_per_weight if est.bits_per_weight else 0.0
+    # the parameters each token multiplies by here (one multiply-add each): the host's share of the active ones,
+    # counted, not the bytes read over an average bits per weight (mixed precision makes those differ)
+    params_read = est.active_params * host.compute_share
     compute_t = 0.0
     if rate is not None:
         compute_t = (concurrency * FLOPS_PER_PARAM_PER_TOKEN * params_read
@@ -275,7 +285,8 @@ def _host_seconds(est, machine, host, batch_share, kv_share, concurrency, notes,
         cpu = machine.cpu
         terms["host RAM"].update({
             "bound": "compute" if compute_t > mem_t else "bandwidth", "compute_seconds": compute_t,
-            "params_read": int(params_read), "cpu_threads": cpu.threads, "cpu_cores": cpu.cores,
+            "params_read": int(params_read), "active_params": est.active_params,
+            "compute_share": host.compute_share, "cpu_threads": cpu.threads, "cpu_cores": cpu.cores,
             "cpu_compute_cores": cores, "cpu_isa": cpu.isa.id, "cpu_format": rate.format,
             "gflops_per_core": rate.decode_gflops_per_core, "gflops_per_core_source": rate.decode_source})
     else:
@@ -308,17 +319,17 @@ def _step_seconds(bytes_read: float, layers: int, bandwidth_gb_s: float, fit: tu
     return max(memory_seconds, compute_seconds) + layers * per_layer_s, memory_seconds
 
 
-def _cpu_prefill(est: Estimate, machine: Machine, active_share: float, notes: list, terms: dict):
+def _cpu_prefill(est: Estimate, machine: Machine, notes: list, terms: dict):
     """CPU-only prefill, compute-bound: cores x prefill GFLOPS per core / (2 x active parameters)."""
     rate, cores = cpu_compute(est, machine, notes)
     if rate is None or rate.prefill_gflops_per_core is None:
         return None, None
-    flops_per_token = FLOPS_PER_PARAM_PER_TOKEN * est.params * active_share
+    flops_per_token = FLOPS_PER_PARAM_PER_TOKEN * est.active_params
     if not flops_per_token:
         return None, None
     value = cores * rate.prefill_gflops_per_core * GIGA / flops_per_token
-    terms["CPU prefill"] = {"flops_per_token": flops_per_token, "cpu_compute_cores": cores,
-                            "cpu_isa": machine.cpu.isa.id, "cpu_format": rate.format,
+    terms["CPU prefill"] = {"active_params": est.active_params, "flops_per_token": flops_per_token,
+                            "cpu_compute_cores": cores, "cpu_isa": machine.cpu.isa.id, "cpu_format": rate.format,
                             "gflops_per_core": rate.prefill_gflops_per_core,
                             "gflops_per_core_source": rate.prefill_source, "tokens_per_s": value}
     return value, _range(value, PREFILL_SPREAD)
@@ -327,7 +338,7 @@ def _cpu_prefill(est: Estimate, machine: Machine, active_share: float, notes: li
 def _prefill(est: Estimate, machine: Machine, active_share: float, notes: list, terms: dict | None = None):
     terms = terms if terms is not None else {}
     if est.placement == "cpu":
-        return _cpu_prefill(est, machine, active_share, notes, terms)
+        return _cpu_prefill(est, machine, notes, terms)
     if est.placement not in ("gpu", "gpu+cpu") or not machine.gpus:
         return None, None
     # stages run one after another; the ranks of a stage at once (each does its share of the FLOPs)
@@ -342,7 +353,7 @@ def _prefill(est: Estimate, machine: Machine, active_share: float, notes: list, 
             if flops_per_s is None:
                 notes.append(f"{device.name}: FP16 throughput unknown, prefill speed unknown")
                 return None, None
-            flops = FLOPS_PER_PARAM_PER_TOKEN * est.params * active_share * use.compute_share
+            flops = FLOPS_PER_PARAM_PER_TOKEN * est.active_params * use.compute_share
             stage_t = max(stage_t, flops / flops_per_s)
         seconds_per_token += stage_t
     if est.placement == "gpu+cpu":
@@ -385,7 +396,7 @@ def _offloaded_prefill(est: Estimate, machine: Machine, host, active_share: floa
     if flops_per_s is None:
         notes.append(f"{gpu.name}: FP16 throughput unknown, prefill speed unknown")
         return None, None
-    flops_per_token = FLOPS_PER_PARAM_PER_TOKEN * est.params * active_share
+    flops_per_token = FLOPS_PER_PARAM_PER_TOKEN * est.active_params
     host_flops = flops_per_token * host.compute_share  # the RAM weights' share of the FLOPs, done by the first GPU
     compute_s = ubatch * (gpu_seconds_per_token + host_flops / flops_per_s)
     held = host.weights_bytes - est.token_embd_bytes  # token_embd is a row lookup (GET_ROWS): never offloaded
@@ -397,8 +408,9 @@ def _offloaded_prefill(est: Estimate, machine: Machine, host, active_share: floa
         return None, None
     value = ubatch / seconds
     terms["prefill, RAM weights copied to the GPU"] = {
-        "n_ubatch": ubatch, "offload_min_batch": min_batch, "gpu": gpu.name, "flops_per_token": flops_per_token,
-        "host_compute_share": host.compute_share, "gpu_flops_per_s": flops_per_s, "compute_seconds": compute_s,
+        "n_ubatch": ubatch, "offload_min_batch": min_batch, "gpu": gpu.name, "active_params": est.active_params,
+        "flops_per_token": flops_per_token, "host_compute_share": host.compute_share, "gpu_flops_per_s": flops_per_s,
+        "compute_seconds": compute_s,
         "bytes_held": int(held), "bytes_copied": int(copied), "link": link.name,
         "link_bandwidth_gb_s": link.bandwidth_gb_s, "copy_efficiency": HOST_COPY_EFFICIENCY, "copy_seconds": copy_s,
         "seconds_per_ubatch": seconds, "tokens_per_s": value}

@@ -69,12 +69,17 @@ def group_of(name: str) -> str:
 
 @record
 class TensorGroup:
-    """Tensors of one kind in one block (layer -1: outside the blocks): bytes held, bytes read per token."""
+    """Tensors of one kind in one block (layer -1: outside the blocks): bytes held, bytes read per token, and the
+    parameters (elements) behind each. FLOPs follow the parameters, not the bytes: with mixed precision (gpt-oss's
+    MXFP4 experts beside BF16 attention, a K-quant mix's Q6_K output) the two shares differ. The read share is the
+    same for both: routed experts experts_per_token / experts of each tensor, an embedding (a row lookup) none."""
 
     kind: str
     layer: int
     nbytes: int
     active_bytes: int
+    params: int
+    active_params: int
 
     @property
     def active_fraction(self) -> float:
@@ -84,7 +89,7 @@ class TensorGroup:
 @record
 class WeightsLayout:
     """The weights as tensor groups, and the sums placement reads. Built the same way from a recipe
-    (`weights_layout`) and from a GGUF header (`layout_from_tensors`)."""
+    (`weights_layout`) and from a GGUF header (advisor/sources/gguf_file.py)."""
 
     groups: tuple[TensorGroup, ...]
     n_layers: int
@@ -95,7 +100,8 @@ class WeightsLayout:
     # the tuples 1.5 ms, and a start-up that has the sums (`with_sums`) never reads the groups.
     def __reduce__(self):
         state = dict(self.__dict__)
-        packed = tuple((g.kind, g.layer, g.nbytes, g.active_bytes) for g in state.pop("groups"))
+        packed = tuple((g.kind, g.layer, g.nbytes, g.active_bytes, g.params, g.active_params)
+                       for g in state.pop("groups"))
         return _restored_layout, (type(self), packed, state)
 
     def __getattr__(self, name):  # only for what is not in __dict__: the groups of a restored layout
@@ -116,12 +122,16 @@ class WeightsLayout:
         """Output projection + output norm: goes with the last offloaded layer."""
         return sum(g.nbytes for g in self.groups if g.kind == "output")
 
-    def _per_layer(self, read: bool, kind: str | None = None) -> tuple[int, ...]:
-        """Per block: bytes held (or read per token, `read`), of one group kind or of all."""
+    def _per_layer(self, read: bool, kind: str | None = None, params: bool = False) -> tuple[int, ...]:
+        """Per block: bytes held (or read per token, `read`), of one group kind or of all; `params`: parameters
+        instead of bytes."""
         out = [0] * self.n_layers
         for g in self.groups:
             if g.layer >= 0 and (kind is None or g.kind == kind):
-                out[g.layer] += g.active_bytes if read else g.nbytes
+                if params:
+                    out[g.layer] += g.active_params if read else g.params
+                else:
+                    out[g.layer] += g.active_bytes if read else g.nbytes
         return tuple(out)
 
     @cached_property
@@ -150,6 +160,28 @@ class WeightsLayout:
     def output_active_bytes(self) -> int:
         return sum(g.active_bytes for g in self.groups if g.kind == "output")
 
+    # Parameters, where FLOPs are meant (one multiply-add per parameter read): the same sums as the bytes above.
+
+    @cached_property
+    def layer_active_params(self) -> tuple[int, ...]:
+        """Parameters read per token, per block."""
+        return self._per_layer(read=True, params=True)
+
+    @cached_property
+    def expert_layer_active_params(self) -> tuple[int, ...]:
+        """Routed-expert parameters read per token, per block (the router's whole, the active experts' share)."""
+        return self._per_layer(read=True, kind="routed_experts", params=True)
+
+    @cached_property
+    def active_params(self) -> int:
+        """Parameters read per token (MoE: active experts only; the embedding lookup not counted; a tied output
+        counted, as llama.cpp multiplies by it for the logits): half the FLOPs of a token's forward pass."""
+        return sum(g.active_params for g in self.groups if g.kind != "embeddings")
+
+    @cached_property
+    def output_active_params(self) -> int:
+        return sum(g.active_params for g in self.groups if g.kind == "output")
+
     @cached_property
     def _prefixes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Prefix sums of held and read bytes per block: a span of blocks in O(1)."""
@@ -158,6 +190,14 @@ class WeightsLayout:
             held.append(held[-1] + n)
             read.append(read[-1] + a)
         return tuple(held), tuple(read)
+
+    @cached_property
+    def _param_prefixes(self) -> tuple[int, ...]:
+        """Prefix sums of the parameters read per block."""
+        read = [0]
+        for a in self.layer_active_params:
+            read.append(read[-1] + a)
+        return tuple(read)
 
     def span_bytes(self, start: int, stop: int) -> int:
         """Weights of blocks start..stop-1."""
@@ -169,13 +209,23 @@ class WeightsLayout:
         read = self._prefixes[1]
         return read[stop] - read[start] if stop > start else 0
 
+    def active_span_params(self, start: int, stop: int) -> int:
+        """Parameters read per token of blocks start..stop-1."""
+        read = self._param_prefixes
+        return read[stop] - read[start] if stop > start else 0
+
     def kind_bytes(self, kind: str) -> int:
         return sum(g.nbytes for g in self.groups if g.kind == kind)
+
+    def kind_params(self, kind: str) -> int:
+        return sum(g.params for g in self.groups if g.kind == kind)
 
     def with_sums(self) -> WeightsLayout:
         """Itself with every sum placement reads already computed, so that a stored (pickled) copy carries them."""
         for name in ("token_embd_bytes", "output_bytes", "layer_bytes", "layer_active_bytes", "expert_layer_bytes",
-                     "expert_layer_active_bytes", "active_bytes", "output_active_bytes", "_prefixes", "total_bytes"):
+                     "expert_layer_active_bytes", "active_bytes", "output_active_bytes", "_prefixes", "total_bytes",
+                     "layer_active_params", "expert_layer_active_params", "active_params", "output_active_params",
+                     "_param_prefixes"):
             getattr(self, name)
         return self
 
@@ -197,18 +247,27 @@ def _restored_layout(cls, packed: tuple, state: dict) -> WeightsLayout:
 
 
 class GroupSums:
-    """Adds tensors into groups keyed by (kind, layer), in first-seen order."""
+    """Adds tensors into groups keyed by (kind, layer), in first-seen order: bytes held and read, parameters held and
+    read."""
 
     def __init__(self):
         self.sums: dict[tuple[str, int], list[int]] = {}
 
-    def add(self, kind: str, layer: int, nbytes: int, active_bytes: int) -> None:
-        acc = self.sums.setdefault((kind, layer), [0, 0])
+    def add(self, kind: str, layer: int, nbytes: int, active_bytes: int, params: int, active_params: int) -> None:
+        acc = self.sums.setdefault((kind, layer), [0, 0, 0, 0])
         acc[0] += nbytes
         acc[1] += active_bytes
+        acc[2] += params
+        acc[3] += active_params
 
     def groups(self) -> tuple[TensorGroup, ...]:
-        return tuple(TensorGroup(kind, layer, n, a) for (kind, layer), (n, a) in self.sums.items())
+        return tuple(TensorGroup(kind, layer, *sums) for (kind, layer), sums in self.sums.items())
+
+
+def read_share(kind: str, amount: int, share: float) -> int:
+    """Of a tensor's bytes or parameters, those read per token: an embedding is a row lookup (none counted), a
+    routed-expert tensor its experts_per_token / experts share (`share`), the rest whole (share 0)."""
+    return 0 if kind == "embeddings" else int(amount * share) if share else amount
 
 
 def _more_bits(i: int, n: int) -> bool:
@@ -573,19 +632,18 @@ def _computed_layout(model: ModelProfile, recipe: Recipe, quants: QuantTable) ->
     """The weights as tensor groups: _walk's sums, without visiting every tensor of every block (it is hot: one
     per model of a grid). Within a block only the counted classes (attn_v, ffn_down) change type from layer to
     layer; the rest of a block of a given shape is summed once and added per layer."""
-    acc: dict = {}
+    acc: dict = {}  # (kind, layer) -> [bytes, bytes read, parameters, parameters read]
     params = 0
 
-    def add(kind, layer, n, read):
+    def add(kind, layer, n, read, p, p_read):
         a = acc.get((kind, layer))
         if a is None:
-            acc[(kind, layer)] = [n, read]
+            acc[(kind, layer)] = [n, read, p, p_read]
         else:
             a[0] += n
             a[1] += read
-
-    def read_of(kind, n, share):
-        return 0 if kind == "embeddings" else int(n * share) if share else n  # an embedding is a row lookup
+            a[2] += p
+            a[3] += p_read
 
     per_layer, typed = _setup(model, recipe, quants)
     head = _head(model, typed)
@@ -594,8 +652,9 @@ def _computed_layout(model: ModelProfile, recipe: Recipe, quants: QuantTable) ->
         kind = "embeddings" if where == "embd" else "output"
         if not name.startswith("output (tied"):  # a copy llama.cpp makes, not a parameter
             params += row * rows
-        add(kind, -1, n, read_of(kind, n, share))
-    fixed: dict = {}  # id(shapes) -> (per kind [bytes, read], params, the counted shapes in order)
+        # the tied copy's elements are held and multiplied by (the logits) like an output layer's
+        add(kind, -1, n, read_share(kind, n, share), row * rows, read_share(kind, row * rows, share))
+    fixed: dict = {}  # id(shapes) -> (per kind [bytes, read, params, params read], params, the counted shapes)
     for i, shapes in enumerate(per_layer):
         block = fixed.get(id(shapes))
         if block is None:
@@ -603,22 +662,24 @@ def _computed_layout(model: ModelProfile, recipe: Recipe, quants: QuantTable) ->
             counted, block_params = [], 0
             for cls, name, row, rows, share in shapes:
                 block_params += row * rows
-                if cls in _COUNTED_CLASSES:
-                    counted.append((cls, name, row, rows, share))
-                    continue
                 kind = group_of(name)
+                if cls in _COUNTED_CLASSES:  # its type changes by layer; its parameters do not
+                    counted.append((cls, name, row, rows, share, kind, row * rows,
+                                    read_share(kind, row * rows, share)))
+                    continue
                 _t, n = typed(cls, i, row, rows, name)
-                s_ = sums.setdefault(kind, [0, 0])
+                s_ = sums.setdefault(kind, [0, 0, 0, 0])
                 s_[0] += n
-                s_[1] += read_of(kind, n, share)
+                s_[1] += read_share(kind, n, share)
+                s_[2] += row * rows
+                s_[3] += read_share(kind, row * rows, share)
             block = fixed[id(shapes)] = (sums, block_params, counted)
         sums, block_params, counted = block
         params += block_params
-        for kind, (n, read) in sums.items():
-            add(kind, i, n, read)
-        for cls, name, row, rows, share in counted:
+        for kind, (n, read, p, p_read) in sums.items():
+            add(kind, i, n, read, p, p_read)
+        for cls, name, row, rows, share, kind, p, p_read in counted:
             _t, n = typed(cls, i, row, rows, name)
-            kind = group_of(name)
-            add(kind, i, n, read_of(kind, n, share))
-    groups = tuple(TensorGroup(kind, layer, n, r) for (kind, layer), (n, r) in acc.items())
+            add(kind, i, n, read_share(kind, n, share), p, p_read)
+    groups = tuple(TensorGroup(kind, layer, *sums) for (kind, layer), sums in acc.items())
     return WeightsLayout(groups, model.layers, params)

@@ -536,6 +536,22 @@ class LlamaCpp(Engine):
                          host_usable_bytes(machine, gpu_uses), host=True, device_index=HOST, stage=len(machine.gpus),
                          read_bytes=read, expert_layers=len(cpu_experts))
 
+    @staticmethod
+    def _expert_params(job: Job, gpu_uses, cpu_experts: frozenset) -> list[int]:
+        """Parameters each GPU, then the host, multiplies by per token in an expert offload: their shares of the
+        FLOPs (not of the bytes: the experts are often in fewer bits than attention, MXFP4 beside BF16)."""
+        w, m = job.weights, job.model
+        out, start = [], 0
+        for u in gpu_uses:
+            stop = min(start + u.layers, m.layers)
+            p = w.active_span_params(start, stop) - sum(w.expert_layer_active_params[i] for i in cpu_experts
+                                                        if start <= i < stop)
+            if u.layers and stop < start + u.layers:  # holds the output layer
+                p += w.output_active_params
+            out.append(p if u.layers else 0)
+            start += u.layers
+        return out + [sum(w.expert_layer_active_params[i] for i in cpu_experts)]
+
     def _expert_placement(self, job: Job, cells: int, machine: Machine, cpu_experts: frozenset,
                           all_layers: list[DeviceUse] | None = None) -> Placement | None:
         gpu_uses = self._expert_uses(job, cells, machine, cpu_experts, all_layers)
@@ -543,7 +559,8 @@ class LlamaCpp(Engine):
             return None
         host = self._expert_host(job, cells, machine, cpu_experts, gpu_uses)
         kind = "gpu+cpu" if host.fits is not False else "none"
-        placed = self._placement(kind, gpu_uses, host, job.model.layers + 1)
+        placed = self._placement(kind, gpu_uses, host, job.model.layers + 1,
+                                 self._expert_params(job, gpu_uses, cpu_experts))
         return replace(placed, notes=(f"routed experts of {len(cpu_experts)} of {job.model.layers} layers in RAM; "
                                       "attention, shared experts and the cache on the GPU(s)",))
 
@@ -620,13 +637,15 @@ class LlamaCpp(Engine):
             host = host.but(page_cache_bytes=repack)
         return self._placement("cpu" if host.fits is not False else "none", gpu_uses, host, 0)
 
-    def _placement(self, kind: str, gpu_uses, host: DeviceUse, gpu_layers: int) -> Placement:
+    def _placement(self, kind: str, gpu_uses, host: DeviceUse, gpu_layers: int,
+                   params_read: list[int] | None = None) -> Placement:
         uses = list(gpu_uses) + [host]
         units = sum(u.layers for u in uses) or 1
         uses = [u.but(compute_share=u.layers / units) for u in uses]
         if host.expert_layers:  # expert offload: the host does the active experts' share of the FLOPs
-            total = sum(u.read_bytes or 0 for u in uses) or 1
-            uses = [u.but(compute_share=(u.read_bytes or 0) / total) for u in uses]
+            reads = params_read or [u.read_bytes or 0 for u in uses]
+            total = sum(reads) or 1
+            uses = [u.but(compute_share=r / total) for u, r in zip(uses, reads)]
         if kind == "gpu":
             # every layer on the GPUs: RAM holds only the token embeddings (mmap-ed, read a row per token) and small
             # buffers, so an unknown RAM size does not make the verdict unknown

@@ -68,6 +68,8 @@ def speed_explain_lines(speed) -> list[str]:
             out.append(f"  compute = 2 x parameters read / (cores x GFLOPS per core) = 2 x {host['params_read']} / "
                        f"({host['cpu_compute_cores']:g} x {host['gflops_per_core']:g} GFLOPS) = "
                        f"{host['compute_seconds']:.4f} s")
+            out.append(f"    parameters read = the CPU's share of the active parameters = "
+                       f"{host['compute_share']:.4g} x {host['active_params']}")
             out.append(f"    cores = min({host['cpu_threads']} threads, {host['cpu_cores']:g} cores); "
                        f"{host['cpu_isa']} {host['cpu_format']}: {host['gflops_per_core_source']}")
             out.append(f"  host    = max(memory, compute) + layers x overhead = {host['seconds']:.4f} s "
@@ -77,15 +79,15 @@ def speed_explain_lines(speed) -> list[str]:
     pre = speed.terms.get("CPU prefill")
     if pre:
         out.append(f"Prefill on the CPU = cores x GFLOPS per core / (2 x active parameters) = "
-                   f"{pre['cpu_compute_cores']:g} x {pre['gflops_per_core']:g}e9 / {pre['flops_per_token']:.4g} = "
+                   f"{pre['cpu_compute_cores']:g} x {pre['gflops_per_core']:g}e9 / (2 x {pre['active_params']}) = "
                    f"{pre['tokens_per_s']:.1f} tokens/s")
         out.append(f"    {pre['cpu_isa']} {pre['cpu_format']}: {pre['gflops_per_core_source']}")
     off = speed.terms.get("prefill, RAM weights copied to the GPU")
     if off:
         out.append(f"Prefill with weights in RAM: for each ubatch of >= {off['offload_min_batch']} tokens the engine "
                    f"copies them to {off['gpu']} and computes there, per ubatch of {off['n_ubatch']} tokens:")
-        out.append(f"  compute = n_ubatch x FLOPs per token / GPU FLOPS = {off['n_ubatch']} x "
-                   f"{off['flops_per_token']:.4g} / {off['gpu_flops_per_s']:.4g} = {off['compute_seconds']:.3f} s")
+        out.append(f"  compute = n_ubatch x 2 x active parameters / GPU FLOPS = {off['n_ubatch']} x 2 x "
+                   f"{off['active_params']} / {off['gpu_flops_per_s']:.4g} = {off['compute_seconds']:.3f} s")
         out.append(f"  copy    = bytes used / (efficiency x link) = {off['bytes_copied']} / "
                    f"({off['copy_efficiency']:g} x {off['link_bandwidth_gb_s']:g} GB/s, {off['link']}) = "
                    f"{off['copy_seconds']:.3f} s")

@@ -264,11 +264,11 @@ NOT_MATMUL = re.compile(r"(^|\.)(token_embd|per_layer_token_embd|attn_k_b|attn_v
 
 
 def _layout(tensors, profile, where: str, shapes: dict) -> FileWeightsLayout:
-    """Exact bytes per tensor group, from the tensor table."""
+    """Exact bytes and parameters (elements) per tensor group, from the tensor table."""
     sums = GroupSums()
     params = 0
     share = profile.experts_active / profile.experts if profile.experts else 1.0
-    embd = 0
+    embd = embd_params = 0
     matmul = Counter()
     for name, type_name, elements, nbytes in tensors:
         params += elements
@@ -285,13 +285,17 @@ def _layout(tensors, profile, where: str, shapes: dict) -> FileWeightsLayout:
         kind = group_of(name) if m or name != TOKEN_EMBD else "embeddings"
         if kind == "embeddings":
             embd += nbytes
-            sums.add(kind, -1, nbytes, 0)
+            embd_params += elements
+            sums.add(kind, -1, nbytes, 0, elements, 0)
             continue
         if not m and kind not in ("output",):
             kind = "output"  # anything else outside the blocks goes with the output layer, as llama.cpp places it
-        sums.add(kind, layer, nbytes, int(nbytes * share) if EXPERT_TENSOR.search(name) else nbytes)
+        if EXPERT_TENSOR.search(name):  # the active experts' share, of the bytes and of the parameters alike
+            sums.add(kind, layer, nbytes, int(nbytes * share), elements, int(elements * share))
+        else:
+            sums.add(kind, layer, nbytes, nbytes, elements, elements)
     tied = embd if profile.tied_embeddings else 0
     if tied:  # llama.cpp loads token_embd a second time as the output layer on a GPU (TENSOR_DUPLICATED)
-        sums.add("output", -1, embd, embd)
+        sums.add("output", -1, embd, embd, embd_params, embd_params)
     return FileWeightsLayout(sums.groups(), profile.layers, params,
                              tuple((t, ne1, n) for (t, ne1), n in matmul.items()), tied)
