@@ -16,7 +16,8 @@ from pathlib import Path
 from advisor.errors import AdvisorError, UsageError
 from advisor.sources.imported import Imported
 from advisor.core.hardware import Device, Machine
-from advisor.apps.estimate import estimate, kv_bytes_per_token, offload_problem, weights_bytes
+from advisor.apps.estimate import (estimate, kv_bytes_per_token, largest_context_that_runs, offload_problem,
+                                   weights_bytes)
 from advisor.core.memory import EngineSettings, Estimate, KVChoice
 from advisor.core.model import newest_families_first
 from advisor.sources.model_files import load_model
@@ -153,5 +154,27 @@ def check_grid(machine: Machine, engine: EngineSettings, models=None, quants=("Q
         for q in ((None,) if not quants_given else quants):
             for kv in kv_types:
                 for ctx in contexts:
-                    out.append(_estimate(src, q, quants[0], KVChoice(kv, kv), engine, ctx, machine))
+                    est = _estimate(src, q, quants[0], KVChoice(kv, kv), engine, ctx, machine)
+                    if ctx is None and est.placement == "none" and est.verdict is False:
+                        est = _where_it_runs(src, est, q, quants[0], KVChoice(kv, kv), engine, machine)
+                    out.append(est)
     return out
+
+
+def _where_it_runs(src: Imported, est: Estimate, quant, default_quant: str, kv: KVChoice, engine: EngineSettings,
+                   machine: Machine) -> Estimate:
+    """A check row that does not run at the model's trained maximum: evaluated instead at the largest power-of-two
+    context that runs on this machine (`largest_context_that_runs`), said in a note; `est` when none does."""
+    held = [u.usable_bytes for u in est.devices]
+    if not machine.unified and held and all(h is not None for h in held) and \
+            est.weights_bytes - est.token_embd_bytes > sum(held):
+        return est  # the weights alone (less what may stay mapped) exceed every device's memory: no context runs
+    quants = load_registry().quants
+    context = largest_context_that_runs(src.profile, est.quant, kv, engine, machine, quants, src.weights,
+                                        below=est.context)
+    if context is None:
+        return est
+    ran = _estimate(src, quant, default_quant, kv, engine, context, machine)
+    note = (f"does not run at its trained {est.context:,} tokens here; evaluated at {context:,}, the largest "
+            "power-of-two context that does (give --context for another)")
+    return replace(ran, notes=ran.notes + (note,), context_reduced_from=est.context)

@@ -226,3 +226,32 @@ def search_terms(model: ModelProfile, quant: str, kv: KVChoice, settings: Engine
                          engine.context_limit(job), engine.breakpoints(job))
     return deployment, solved
 
+
+# The contexts `advisor check` falls back to when a model does not run at its trained maximum on a machine: the
+# powers of two people set (llama.cpp -c, Ollama num_ctx), 4K up to 16M tokens
+RUN_CONTEXTS = tuple(2**k for k in range(12, 25))
+
+
+def largest_context_that_runs(model: ModelProfile, quant: str, kv: KVChoice, settings: EngineSettings,
+                              machine: Machine, quants: QuantTable, weights: WeightsLayout | None = None,
+                              below: int | None = None) -> int | None:
+    """The largest of RUN_CONTEXTS under `below` at which the engine's placement runs on `machine` (its verdict
+    true, wherever the engine puts the weights and the cache), or None when not even the smallest does. Memory never
+    shrinks as the context grows, so bisect: a model that cannot run at all costs one placement."""
+    engine = engines.get(settings.name)
+    job = _prepared(engine, model, quant, kv, settings, quants, weights)
+    candidates = [c for c in RUN_CONTEXTS if below is None or c < below]
+
+    def runs(c: int) -> bool:
+        return engine.place(job, engine.deployment(job, machine, c), machine, c).fits is True
+
+    if not candidates or not runs(candidates[0]):
+        return None
+    lo, hi = 0, len(candidates)  # candidates[lo] runs; candidates[hi] does not (or is `below`, which did not)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if runs(candidates[mid]):
+            lo = mid
+        else:
+            hi = mid
+    return candidates[lo]

@@ -108,6 +108,9 @@ class Estimate:
     settings: EngineSettings | None = None  # as the engine resolved them
     upper_bound: str = ""  # why the cache is an upper bound (layers of a kind not modelled, counted as full)
     offload_min_batch: int | None = None  # the engine's Engine.offload_min_batch (prefill with weights in RAM)
+    # check without --context: the model's trained maximum, where it did not run, when `context` is the largest
+    # power-of-two context that does (apps/estimate.largest_context_that_runs); None: evaluated as asked
+    context_reduced_from: int | None = None
 
     @property
     def total_bytes(self) -> int:
@@ -125,6 +128,7 @@ class Estimate:
             "kv_layout": self.kv_layout,
             "engine": self.engine,
             "context": self.context,
+            "context_reduced_from": self.context_reduced_from,
             "kv_cells": self.kv_cells,
             "parallel": self.parallel,
             "flash_attn": self.flash_attn,

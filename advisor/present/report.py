@@ -108,6 +108,9 @@ def _tok_s(value) -> str:
     return f"~{value:.0f}" if value >= 10 else f"~{value:.1f}"
 
 
+REDUCED_MARK = "↓"  # a check row shown below the model's trained maximum, where that does not run
+
+
 def check_table(estimates: list[Estimate], machine: Machine, speeds=None) -> Table:
     """One row per model x quant x KV type (the full KV layout is in fit and `advisor models`). `speeds`: each
     row's estimate_speed, when made already."""
@@ -122,7 +125,8 @@ def check_table(estimates: list[Estimate], machine: Machine, speeds=None) -> Tab
             max_ctx += " max"
         kv = e.kv_type + (f" {e.kv_layout.split()[0]}" if e.kv_layout.startswith(("MLA", "YOCO")) else "")
         size = ("<=" if e.upper_bound else "") + f"{e.total_bytes / GIB:.1f}"
-        rows.append((name, e.quant, kv, max_ctx, fmt_tokens(e.context), size,
+        ctx = fmt_tokens(e.context) + (REDUCED_MARK if e.context_reduced_from else "")
+        rows.append((name, e.quant, kv, max_ctx, ctx, size,
                      placement_word(e), _tok_s(decode)))
     headers = ("model", "quant", "KV", "GPU ctx", "ctx", "GiB", "runs on", "tok/s")
     return Table(headers, tuple(rows), status_column=6, wrap=(0,))
@@ -143,6 +147,9 @@ def check_document(machine: Machine, estimates: list[Estimate]) -> Document:
         tail += _what_if_summary(estimates)
         tail.append("")
     tail.append("GPU ctx: largest context entirely on the GPU(s); 'max': the model's own limit.")
+    if any(e.context_reduced_from for e in estimates):
+        tail.append(f"{REDUCED_MARK}: does not run at the model's trained maximum here; shown at the largest power-of-two "
+                    "context that does (--context for another).")
     beyond = {e.model: e for e in estimates if e.context > e.model_max_context}
     if beyond:
         tail.append("ctx beyond the trained maximum (the memory is computed; quality there is not assured): "
