@@ -75,3 +75,24 @@ def test_a_method_the_class_defines_is_kept():
             return "loud"
 
     assert repr(Loud(1)) == "loud" and Loud(1) == Loud(1)
+
+
+def test_defaults_factories_and_post_init_are_as_a_dataclass_s():
+    @record
+    class Box:
+        size: int
+        tags: tuple = ()
+        items: list = dataclasses.field(default_factory=list)
+
+        def __post_init__(self):
+            object.__setattr__(self, "checked", True)
+
+    a, b = Box(1), Box(1)
+    assert a.items == [] and a.items is not b.items and a.tags == () and a.checked  # a fresh list each time
+    assert Box(2, ("x",), [3]) == Box(size=2, tags=("x",), items=[3])
+    with pytest.raises(TypeError):
+        Box()  # size has no default
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del a.size
+    child = type("Child", (Point,), {})  # the methods resolve through a plain subclass too
+    assert child(1) == child(1) and child(1) != Point(1)

@@ -1,16 +1,17 @@
 """Immutable records: `@record` is `@dataclass(frozen=True)` with the same behaviour, built for less.
 
-A record is equal to another of the same class with equal fields, hashes on its fields and shows as
-`Name(field=value, ...)`, as a frozen dataclass does. dataclasses writes each method it generates as Python source
-and compiles it, per class: `advisor check` defines ~35 records on its way, and that compiling was a quarter of the
-command's instructions. Here only __init__ (and frozen's __setattr__ / __delattr__) are generated per class;
-__eq__, __hash__ and __repr__ are written once below and read the fields through one operator.attrgetter per class
-(C code: a record with 60 fields hashes faster than the generated method did).
+A record is equal to another of the same class with equal fields, hashes on its fields, shows as
+`Name(field=value, ...)` and refuses assignment (dataclasses.FrozenInstanceError), as a frozen dataclass does;
+dataclasses.fields, replace and pickling work on it as on any dataclass. dataclasses writes each method it
+generates as Python source and compiles it, per class (six for a frozen one): `advisor check` defines ~35 records
+on its way, and that compiling was a quarter of the command's instructions. Here only __init__ is compiled per
+class; __eq__, __hash__, __repr__, __setattr__ and __delattr__ are written once below, reading the fields through
+one operator.attrgetter per class (C code: a record with 60 fields hashes faster than the generated method did).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, FrozenInstanceError, dataclass, fields
 from operator import attrgetter
 
 
@@ -29,6 +30,14 @@ def _repr(self):
     return f"{self.__class__.__qualname__}({shown})"
 
 
+def _setattr(self, name, value):
+    raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _delattr(self, name):
+    raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
 def _getter(names: tuple[str, ...]):
     """A callable returning the tuple of those attributes (attrgetter returns a bare value for one name)."""
     if len(names) > 1:
@@ -39,16 +48,40 @@ def _getter(names: tuple[str, ...]):
     return lambda obj: ()
 
 
-def record(cls=None, /, **options):
-    """`@record` or `@record(kw_only=True, ...)`: a frozen dataclass whose comparison, hash and repr are the ones
-    above (a method the class defines itself is kept)."""
+def _init(cls):
+    """The __init__ dataclasses would write for a frozen class: the fields in order as parameters (a default, or a
+    default_factory called when the argument is not given), each set with object.__setattr__, then
+    __post_init__ if the class has one."""
+    env = {"__set": object.__setattr__, "__factory": MISSING}
+    params, body = [], []
+    for f in fields(cls):
+        if f.default is not MISSING:
+            env[f"__default_{f.name}"] = f.default
+            params.append(f"{f.name}=__default_{f.name}")
+            value = f.name
+        elif f.default_factory is not MISSING:
+            env[f"__make_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=__factory")
+            value = f"__make_{f.name}() if {f.name} is __factory else {f.name}"
+        else:
+            params.append(f.name)
+            value = f.name
+        body.append(f"  __set(self, {f.name!r}, {value})")
+    if hasattr(cls, "__post_init__"):
+        body.append("  self.__post_init__()")
+    source = f"def __init__(self, {', '.join(params)}):\n" + ("\n".join(body) or "  pass") + "\n"
+    exec(source, env)  # noqa: S102 - the one method compiled per record, as dataclasses does
+    init = env["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
 
-    def wrap(cls):
-        cls = dataclass(frozen=True, repr=False, eq=False, **options)(cls)
-        cls._field_values = staticmethod(_getter(tuple(f.name for f in fields(cls))))
-        for name, method in (("__eq__", _eq), ("__hash__", _hash), ("__repr__", _repr)):
-            if name not in cls.__dict__:
-                setattr(cls, name, method)
-        return cls
 
-    return wrap if cls is None else wrap(cls)
+def record(cls):
+    """`@record`: a frozen dataclass with the methods above (a method the class defines itself is kept)."""
+    cls = dataclass(init=False, repr=False, eq=False)(cls)
+    cls._field_values = staticmethod(_getter(tuple(f.name for f in fields(cls))))
+    for name, method in (("__init__", _init(cls)), ("__eq__", _eq), ("__hash__", _hash), ("__repr__", _repr),
+                         ("__setattr__", _setattr), ("__delattr__", _delattr)):
+        if name not in cls.__dict__:
+            setattr(cls, name, method)
+    return cls
