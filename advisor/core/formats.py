@@ -5,6 +5,7 @@ Pure data; the tables are loaded from profiles/quants.toml by advisor/sources/pr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from advisor.core.record import record
 from advisor.errors import suggest
@@ -82,10 +83,20 @@ class QuantTable:
             raise suggest(name, self.types, "element type") from None
 
     def recipe(self, name: str) -> Recipe:
+        """The recipe a name means, whatever its case (asked ~500 times by a check grid: one dict lookup)."""
+        recipe = self.recipes.get(name)
+        if recipe is None:
+            recipe = self._by_lower.get(name.lower())
+        if recipe is None:
+            raise suggest(name, self.recipes, "quant")
+        return recipe
+
+    @cached_property
+    def _by_lower(self) -> dict:
+        out: dict = {}
         for key, recipe in self.recipes.items():
-            if key.lower() == name.lower():
-                return recipe
-        raise suggest(name, self.recipes, "quant")
+            out.setdefault(key.lower(), recipe)  # the first of names that differ only in case, as the scan took it
+        return out
 
     def kv_type(self, name: str) -> ElementType:
         t = self.types.get(name.lower()) or self.types.get(name)
