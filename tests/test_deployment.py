@@ -254,7 +254,10 @@ def test_groups_from_a_recipe_and_from_a_gguf_header_are_the_same(tmp_path):
     ("token_embd.weight", "embeddings"), ("output.weight", "output"), ("output_norm.weight", "output"),
     ("blk.3.attn_q.weight", "attention"), ("blk.3.attn_norm.weight", "attention"),
     ("blk.3.ffn_up.weight", "dense_ffn"), ("blk.3.ffn_norm.weight", "dense_ffn"),
-    ("blk.3.ffn_gate_exps.weight", "routed_experts"), ("blk.3.ffn_gate_inp.weight", "routed_experts"),
+    ("blk.3.ffn_gate_exps.weight", "routed_experts"), ("blk.3.ffn_up_exps.bias", "routed_experts"),
+    # the router and DeepSeek's expert bias stay on the GPU under llama.cpp's expert offload (ffn_*_exps only)
+    ("blk.3.ffn_gate_inp.weight", "dense_ffn"), ("blk.3.exp_probs_b.bias", "dense_ffn"),
+    ("blk.3.ffn_gate_up_exps.weight", "routed_experts"), ("blk.3.ffn_up_chexps.weight", "routed_experts"),
     ("blk.3.ffn_down_shexp.weight", "shared_experts"),
 ])
 def test_tensor_names_map_to_groups(name, kind):

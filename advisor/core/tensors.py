@@ -52,7 +52,10 @@ GROUP_KINDS = ("embeddings", "attention", "dense_ffn", "routed_experts", "shared
 @lru_cache(maxsize=4096)  # a few dozen distinct names per model, asked once per tensor of every layer
 def group_of(name: str) -> str:
     """The group of a tensor by its llama.cpp name (bare, or blk.N.-prefixed; '.weight' and '.bias' allowed).
-    Norms go with the block part they normalise; the MoE router with the routed experts."""
+    Norms go with the block part they normalise. The routed experts are the `exps` tensors, as llama.cpp's expert
+    offload matches them (common/common.h LLM_FFN_EXPS_REGEX "\\.ffn_(up|down|gate|gate_up)_(ch|)exps", which
+    --cpu-moe and --n-cpu-moe move to RAM): the MoE router (ffn_gate_inp) and DeepSeek's expert bias (exp_probs_b)
+    are read whole per token and stay with the layer on the GPU, so they are dense FFN here."""
     base = name.split(".", 2)[2] if name.startswith("blk.") else name
     if base.split(".")[0] == "token_embd":
         return "embeddings"
@@ -60,8 +63,10 @@ def group_of(name: str) -> str:
         return "output"
     if "_shexp" in base:
         return "shared_experts"
-    if "_exps" in base or base.startswith("ffn_gate_inp") or base.startswith("exp_probs"):
+    if "exps" in base:  # ffn_*_exps, ffn_*_chexps (shared experts are _shexp, taken above)
         return "routed_experts"
+    if base.startswith("exp_probs"):
+        return "dense_ffn"
     if base.startswith("ffn"):
         return "dense_ffn"
     return "attention"
