@@ -107,3 +107,22 @@ def test_malformed_quant_file():
     with pytest.raises(ProfileError, match="recipes.X: field 'base' names unknown type 'q9_K'"):
         parse_quant_file('[types.f16]\nblock_elements = 1\nblock_bytes = 2\n[recipes.X]\nengines=["llama.cpp"]\n'
                          'base = "q9_K"\ntoken_embd = "f16"\noutput = "f16"\n', "profiles/quants.toml")
+
+
+@pytest.mark.parametrize("parse, text, words", [
+    ("cpu_isa", "", "f.toml: isa must be a non-empty array of tables ([[isa]])"),
+    ("cpu_isa", "isa = [1]", "f.toml: isa[0] must be a table"),
+    ("cpu_isa", '[[isa]]\nid = "x"\nname = "y"\nrequires = ["avx2"]\n',
+     "f.toml: isa[0] (x): rate must be a non-empty array of tables ([[isa.rate]])"),
+    ("ram", "kits = []", "f.toml: kits must be a non-empty array of tables ([[kits]])"),
+    ("ram", "kits = ['a']", "f.toml: kits[0] must be a table"),
+])
+def test_arrays_of_tables_are_checked_alike_naming_file_and_row(parse, text, words):
+    """profiles/hardware/cpu_isa.toml and profiles/prices/ram.toml rows go through one check
+    (sources/profiles.table_rows): the message names the file, the array and the row."""
+    from advisor.sources.cpu_isa import parse_cpu_isas
+    from advisor.sources.ram_prices import parse_ram_kits
+
+    with pytest.raises(ProfileError) as err:
+        (parse_cpu_isas if parse == "cpu_isa" else parse_ram_kits)(text, "f.toml")
+    assert str(err.value) == words

@@ -31,17 +31,11 @@ def _positive(row: dict, key: str, at: str, required: bool = True) -> float | No
 
 def parse_cpu_isas(text: str, where: str = WHERE) -> tuple[CpuIsa, ...]:
     """The ISA rows in file order (best first: a CPU takes the first whose flags it has)."""
-    from advisor.sources.profiles import parse_toml
+    from advisor.sources.profiles import parse_toml, table_rows
 
     doc = parse_toml(text, where)
-    rows = doc.get("isa")
-    if not isinstance(rows, list) or not rows:
-        raise ProfileError(f"{where}: no [[isa]] rows")
     out, seen = [], set()
-    for i, row in enumerate(rows):
-        at = f"{where}: isa[{i}]"
-        if not isinstance(row, dict):
-            raise ProfileError(f"{at} must be a table")
+    for at, row in table_rows(doc.get("isa"), where, "isa"):
         isa_id = _text(row, "id", at)
         at = f"{at} ({isa_id})"
         if isa_id in seen:
@@ -52,13 +46,7 @@ def parse_cpu_isas(text: str, where: str = WHERE) -> tuple[CpuIsa, ...]:
         if not isinstance(requires, list) or not requires or not all(isinstance(f, str) and f for f in requires):
             raise ProfileError(f"{at}: field 'requires' must be a non-empty list of CPU flag names")
         rates, formats = [], set()
-        raw_rates = row.get("rate")
-        if not isinstance(raw_rates, list) or not raw_rates:
-            raise ProfileError(f"{at}: no [[isa.rate]] rows")
-        for j, rate in enumerate(raw_rates):
-            rat = f"{at}: rate[{j}]"
-            if not isinstance(rate, dict):
-                raise ProfileError(f"{rat} must be a table")
+        for rat, rate in table_rows(row.get("rate"), at, "rate", "isa.rate"):
             fmt = _text(rate, "format", rat)
             if fmt not in CPU_FORMATS:
                 raise ProfileError(f"{rat}: field 'format' must be one of {', '.join(CPU_FORMATS)}, got {fmt!r}")

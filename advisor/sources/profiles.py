@@ -185,6 +185,19 @@ def parse_toml(text: str, where: str) -> dict:
         raise ProfileError(f"{where}: not valid TOML ({str(exc).split(';')[0]})") from None
 
 
+def table_rows(value, where: str, name: str, header: str = ""):
+    """(where, table) for each table of the TOML array of tables `name` (written [[header]], by default
+    [[name]]), `where` naming the file and the row ("file: name[2]"): one line naming them when the array is
+    absent, empty or holds something else."""
+    if not isinstance(value, list) or not value:
+        raise ProfileError(f"{where}: {name} must be a non-empty array of tables ([[{header or name}]])")
+    for i, row in enumerate(value):
+        at = f"{where}: {name}[{i}]"
+        if not isinstance(row, dict):
+            raise ProfileError(f"{at} must be a table")
+        yield at, row
+
+
 def parse_quant_file(text: str, where: str) -> QuantTable:
     from advisor.core.tensors import RULES  # the rule names _rule_type knows (tensors imports nothing of ours)
 

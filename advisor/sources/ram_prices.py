@@ -60,20 +60,14 @@ def _int(where: str, value, most: int) -> int:
 
 
 def parse_ram_kits(text: str, label: str = RAM_FILE) -> tuple[RamKit, ...]:
-    from advisor.sources.profiles import parse_toml
+    from advisor.sources.profiles import parse_toml, table_rows
 
     data = parse_toml(text, label)
     unknown = set(data) - {"kits"}
     if unknown:
         raise ProfileError(f"{label}: unknown table '{sorted(unknown)[0]}' (expected kits)")
-    rows = data.get("kits", [])
-    if not isinstance(rows, list) or not rows:
-        raise ProfileError(f"{label}: kits must be a non-empty array of tables ([[kits]])")
     out, seen = [], set()
-    for i, row in enumerate(rows):
-        where = f"{label}: kits[{i}]"
-        if not isinstance(row, dict):
-            raise ProfileError(f"{where} must be a table")
+    for where, row in table_rows(data.get("kits"), label, "kits"):
         missing = [k for k in REQUIRED if k not in row]
         if missing:
             raise ProfileError(f"{where}: missing field '{missing[0]}'")
@@ -83,7 +77,7 @@ def parse_ram_kits(text: str, label: str = RAM_FILE) -> tuple[RamKit, ...]:
         for key in ("id", "type", "status", "as_of", "source") + (("notes",) if "notes" in row else ()):
             if not isinstance(row[key], str) or (key != "notes" and not row[key].strip()):
                 raise ProfileError(f"{where}.{key} must be a non-empty string, got {row[key]!r}")
-        where = f"{label}: kits[{i}] ({row['id']})"
+        where = f"{where} ({row['id']})"
         if row["id"] in seen:
             raise ProfileError(f"{where}: duplicate id")
         seen.add(row["id"])
