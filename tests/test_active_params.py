@@ -271,3 +271,21 @@ def test_explain_shows_the_counted_parameters(no_gpu_machine):
     assert "/ (2 x 7504924672) =" in text  # CPU prefill
     d = json.loads(CliRunner().invoke(main, ["fit", *m01, "--json"]).stdout)
     assert d["speed_terms"]["prefill, RAM weights copied to the GPU"]["active_params"] == 5_131_494_720
+
+
+def test_gemma_3n_per_layer_embeddings_are_looked_up_in_a_gguf_as_in_the_recipe():
+    """Gemma 3n's per_layer_token_embd (262,144 x 35 x 256) is read a row per token, like token_embd: the GGUF path
+    put it with the output layer, read whole every token (~2.3 GB at Q8_0 for E4B), and a tied model's output copy
+    took its bytes too. Now the file's layout groups it as the recipe's does, and the tied copy is token_embd's."""
+    from advisor.sources.gguf_file import _layout
+
+    m = REG.model("gemma-3n-e4b")
+    recipe = Q.recipe("Q4_K_M")
+    tensors = [(t.name if t.name.endswith(".bias") else f"{t.name}.weight", t.type, t.row * t.rows, t.nbytes)
+               for t in tensor_list(m, recipe, Q) if not t.name.startswith("output (tied")]
+    from_file = _layout(tensors, m, "test", {})
+    from_recipe = layout("gemma-3n-e4b", "Q4_K_M")
+    assert from_file.token_embd_bytes == from_recipe.token_embd_bytes  # both embeddings, looked up
+    assert from_file.active_bytes == from_recipe.active_bytes and from_file.output_bytes == from_recipe.output_bytes
+    token_embd = next(n for name, _, _, n in tensors if name == "token_embd.weight")
+    assert from_file.tied_copy_bytes == token_embd < from_file.token_embd_bytes

@@ -49,6 +49,13 @@ class Tensor(NamedTuple):
 GROUP_KINDS = ("embeddings", "attention", "dense_ffn", "routed_experts", "shared_experts", "output")
 
 
+# looked up a row per token (GET_ROWS): token_embd, and Gemma 3n's per-layer embeddings
+EMBEDDING_TENSORS = ("token_embd", "per_layer_token_embd")
+# Gemma 3n's tensors outside the blocks besides the embeddings (the per-layer input projection and the AltUp
+# stream projections): with the output, as the recipe's layout (_tail) counts them
+OUTSIDE_BLOCKS = ("per_layer_model_proj", "per_layer_proj_norm", "altup_proj", "altup_unembd_proj")
+
+
 @lru_cache(maxsize=4096)  # a few dozen distinct names per model, asked once per tensor of every layer
 def group_of(name: str) -> str:
     """The group of a tensor by its llama.cpp name (bare, or blk.N.-prefixed; '.weight' and '.bias' allowed).
@@ -57,9 +64,9 @@ def group_of(name: str) -> str:
     --cpu-moe and --n-cpu-moe move to RAM): the MoE router (ffn_gate_inp) and DeepSeek's expert bias (exp_probs_b)
     are read whole per token and stay with the layer on the GPU, so they are dense FFN here."""
     base = name.split(".", 2)[2] if name.startswith("blk.") else name
-    if base.split(".")[0] == "token_embd":
+    if base.split(".")[0] in EMBEDDING_TENSORS:
         return "embeddings"
-    if base.startswith("output") or base.startswith("rope_") or base.startswith("cls"):
+    if base.startswith(("output", "rope_", "cls")) or not name.startswith("blk.") and base.startswith(OUTSIDE_BLOCKS):
         return "output"
     if "_shexp" in base:
         return "shared_experts"

@@ -283,9 +283,10 @@ def _layout(tensors, profile, where: str, shapes: dict) -> FileWeightsLayout:
             if layer >= profile.layers:
                 raise ProfileError(f"{where}: tensor '{name}' is beyond block_count ({profile.layers})")
         kind = group_of(name) if m or name != TOKEN_EMBD else "embeddings"
-        if kind == "embeddings":
-            embd += nbytes
-            embd_params += elements
+        if kind == "embeddings":  # token_embd, and Gemma 3n's per-layer table: looked up a row per token
+            if name == TOKEN_EMBD:  # the one a tied output duplicates
+                embd += nbytes
+                embd_params += elements
             sums.add(kind, -1, nbytes, 0, elements, 0)
             continue
         if not m and kind not in ("output",):
