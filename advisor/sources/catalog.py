@@ -68,9 +68,12 @@ def fp16_tflops(spec: HardwareSpec | None) -> float | None:
     return spec.fp16_fp32acc_tflops or spec.fp16_tflops
 
 
+_WORD_BREAK = re.compile(r"[^a-z0-9.+]+")
+
+
 def _words(text: str) -> list[str]:
     # split letters from digits only where people do: "SXM4" stays, "80GB" stays, "(76-core" splits
-    return [w for w in re.split(r"[^a-z0-9.+]+", text.lower()) if w]
+    return [w for w in _WORD_BREAK.split(text.lower()) if w]
 
 
 def _numeric(where, key, value):
