@@ -291,14 +291,36 @@ def repack_bytes(job: Job, flags) -> int:
 LOADS_KEPT = 512
 
 
+class _Remembered:
+    """Recent results keyed by the identity of objects that are costly to hash (a job, a machine) and by plain
+    values: each entry keeps its objects, so an id is never taken for another object's; LOADS_KEPT entries at most
+    (a search moves on: the oldest do not matter)."""
+
+    def __init__(self):
+        self._entries: dict = {}
+
+    def get(self, first, second, key: tuple):
+        """The value kept for (first, second, key), or None. `second` may be None."""
+        hit = self._entries.get((id(first), id(second), key))
+        if hit is not None and hit[0] is first and hit[1] is second:
+            return hit[2]
+        return None
+
+    def put(self, first, second, key: tuple, value):
+        if len(self._entries) >= LOADS_KEPT:
+            self._entries.clear()
+        self._entries[(id(first), id(second), key)] = (first, second, value)
+        return value
+
+
 class LlamaCpp(Engine):
     name = "llama.cpp"
     label = "llama.cpp"
 
     def __init__(self):
-        self._loads: dict = {}
-        self._facts: dict = {}
-        self._repacks: dict = {}
+        self._loads = _Remembered()  # (job, machine, (cells, n_gpu_layers)) -> _compute_loads
+        self._facts = _Remembered()  # (machine, None, (headroom,)) -> _gpu_facts
+        self._repacks = _Remembered()  # (job, None, (CPU flags,)) -> repack_bytes
 
     loads_gguf = True
     default_quant = "Q4_K_M"
@@ -392,14 +414,10 @@ class LlamaCpp(Engine):
         GPUs: the numbers `_gpu_uses` makes DeviceUses of, without making them. A placement asks for the same ones
         several times (the placement, the expert offload, the max-context solve): the last few are remembered, by
         the identity of the job and the machine (each entry keeps both, so an id is never another object's)."""
-        key = (id(job), id(machine), cells, n_gpu_layers)
-        hit = self._loads.get(key)
-        if hit is not None and hit[0] is job and hit[1] is machine:
-            return hit[2]
-        loads = self._compute_loads(job, cells, machine, n_gpu_layers)
-        if len(self._loads) >= LOADS_KEPT:
-            self._loads.clear()
-        self._loads[key] = (job, machine, loads)
+        loads = self._loads.get(job, machine, (cells, n_gpu_layers))
+        if loads is None:
+            loads = self._loads.put(job, machine, (cells, n_gpu_layers),
+                                    self._compute_loads(job, cells, machine, n_gpu_layers))
         return loads
 
     def _compute_loads(self, job: Job, cells: int, machine: Machine, n_gpu_layers: int) -> tuple[tuple, ...]:
@@ -427,18 +445,14 @@ class LlamaCpp(Engine):
     def _gpu_facts(self, machine: Machine, headroom_bytes: int) -> tuple:
         """What the layer split reads of the GPUs, once per machine: the indices whose memory is known (unknown
         memory holds nothing), their split weights, each GPU's usable bytes, whether each runs CUDA."""
-        key = (id(machine), headroom_bytes)
-        hit = self._facts.get(key)
-        if hit is not None and hit[0] is machine:
-            return hit[1]
+        facts = self._facts.get(machine, None, (headroom_bytes,))
+        if facts is not None:
+            return facts
         gpus = machine.gpus
         known = tuple(i for i, d in enumerate(gpus) if d.usable_bytes is not None)
-        facts = (known, tuple(float(gpus[i].usable_bytes or 1) for i in known),
-                 tuple(gpu_usable_bytes(d, headroom_bytes) for d in gpus), tuple(d.kind == "gpu" for d in gpus))
-        if len(self._facts) >= LOADS_KEPT:
-            self._facts.clear()
-        self._facts[key] = (machine, facts)
-        return facts
+        return self._facts.put(machine, None, (headroom_bytes,), (
+            known, tuple(float(gpus[i].usable_bytes or 1) for i in known),
+            tuple(gpu_usable_bytes(d, headroom_bytes) for d in gpus), tuple(d.kind == "gpu" for d in gpus)))
 
     def _gpu_uses(self, job: Job, cells: int, machine: Machine, n_gpu_layers: int) -> list[DeviceUse]:
         return [DeviceUse(dev.name, units, wb, kvb, compute, overhead, usable, device_index=i, stage=i)
@@ -489,15 +503,8 @@ class LlamaCpp(Engine):
         if machine.gpus:
             return 0
         flags = machine_cpu_flags(machine)[0]
-        key = (id(job), flags)
-        hit = self._repacks.get(key)
-        if hit is not None and hit[0] is job:
-            return hit[1]
-        if len(self._repacks) >= LOADS_KEPT:
-            self._repacks.clear()
-        value = repack_bytes(job, flags)
-        self._repacks[key] = (job, value)
-        return value
+        value = self._repacks.get(job, None, (flags,))
+        return value if value is not None else self._repacks.put(job, None, (flags,), repack_bytes(job, flags))
 
     @staticmethod
     def _gpus_fit(uses) -> bool:
