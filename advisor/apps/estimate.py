@@ -238,12 +238,10 @@ def largest_context_that_runs(model: ModelProfile, quant: str, kv: KVChoice, set
     """The largest of RUN_CONTEXTS under `below` at which the engine's placement runs on `machine` (its verdict
     true, wherever the engine puts the weights and the cache), or None when not even the smallest does. Memory never
     shrinks as the context grows, so bisect: a model that cannot run at all costs one placement."""
-    engine = engines.get(settings.name)
-    job = _prepared(engine, model, quant, kv, settings, quants, weights)
     candidates = [c for c in RUN_CONTEXTS if below is None or c < below]
 
     def runs(c: int) -> bool:
-        return engine.place(job, engine.deployment(job, machine, c), machine, c).fits is True
+        return placement_of(model, quant, kv, settings, c, machine, quants, weights)[0].fits is True
 
     if not candidates or not runs(candidates[0]):
         return None
