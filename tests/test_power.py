@@ -151,3 +151,24 @@ def test_breakeven_uses_the_nvml_enforced_power_limit(monkeypatch):
     unreadable = json.loads(r.output)
     assert unreadable["watts_decode"] == stock["watts_decode"]
     assert any("catalog TDP" in n for n in unreadable["machine"]["notes"])
+
+
+@pytest.mark.parametrize("machine, known", [
+    (dict(gpus=("RTX 4090",), ram_gib=64), True),
+    (dict(gpus=("2x RTX 3090",), ram_gib=64), True),
+    (dict(vram_gib=24, bandwidth_gb_s=900, ram_gib=64), False),  # a custom card: no power limit
+    (dict(gpus=("M2 Ultra",), ram_gib=192), False),  # unified memory: its own rule
+])
+def test_power_known_whatever_runs_agrees_with_system_power(machine, known):
+    """plan skips pricing an option hidden at its price only where the power (so the cost of ownership) is known
+    whatever runs: the predicate says so exactly where system_power gives watts (for a GPU machine)."""
+    from advisor.core.power import power_known_whatever_runs
+
+    m = simulated_machine(**machine)
+    assert power_known_whatever_runs(m) is known
+    est = fit_one("llama-3-8b", "Q4_K_M", KVChoice(), EngineSettings(), 4096, m)
+    watts = system_power(est, m, load_power_model()).decode_watts
+    if known:
+        assert watts is not None
+    elif not m.is_apple:
+        assert watts is None

@@ -31,7 +31,7 @@ from advisor.core.formats import QuantTable
 from advisor.core.hardware import Machine
 from advisor.core.memory import EngineSettings, Estimate, KVChoice
 from advisor.core.model import ModelProfile
-from advisor.core.power import PowerModel, system_power
+from advisor.core.power import PowerModel, power_known_whatever_runs, system_power
 from advisor.core.record import record
 from advisor.core.speed import estimate_speed
 from advisor.core.tensors import WeightsLayout, weights_layout
@@ -955,7 +955,7 @@ def _search(options: list[Option], model: Model, targets: Targets, econ: Economi
                 est, decode = chosen.rung.est, chosen.rung.speed.decode_tokens_per_s
                 holds = lambda n: probe.holds(est, n)  # noqa: E731
                 may_hide = card is not None and probe.most_bound(est) >= cap and holds(cap)
-                if not may_hide and _power_known(o.machine) and (by := _hider(
+                if not may_hide and power_known_whatever_runs(o.machine) and (by := _hider(
                         o.price, decode, est.bits_per_weight, frontier, probe.most_bound(est), holds)) is not None:
                     # hidden at its price, a lower bound on its cost of ownership (its energy costs no less than
                     # nothing): not priced at all
@@ -1134,12 +1134,6 @@ def _hider(tco: float | None, decode: float | None, bits: float | None, frontier
     if reach and (reach >= bound or not holds(reach + 1)):
         return best  # c holds no more than `best`
     return None
-
-
-def _power_known(machine: Machine) -> bool:
-    """Whether system_power has a figure for this machine whatever runs on it (then a priced option's cost of
-    ownership is known): every GPU's power limit known, and not a unified-memory system (its own rule)."""
-    return not machine.is_apple and all(d.power_limit_watts is not None for d in machine.gpus)
 
 
 def _covers(b: Candidate, f: Candidate) -> bool:

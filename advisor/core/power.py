@@ -48,6 +48,13 @@ class Power:
     notes: tuple[str, ...] = ()
 
 
+def power_known_whatever_runs(machine: Machine) -> bool:
+    """Whether system_power gives watts for this machine whatever estimate runs on it: every GPU's power limit
+    known (a GPU with layers and none makes it unknown), and not a unified-memory system (_unified_power's own
+    rule, which may lack a figure)."""
+    return not machine.is_apple and all(d.power_limit_watts is not None for d in machine.gpus)
+
+
 def system_power(est: Estimate, machine: Machine, model: PowerModel, compute_share: float = 0.0,
                  busy_share: tuple[float, ...] = ()) -> Power:
     """Watts at the wall while this estimate decodes / prefills on this machine, and when idle.
