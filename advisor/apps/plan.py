@@ -833,6 +833,8 @@ RELATIVE_NOISE = 1e-9
 
 @dataclass(eq=False)
 class _Skip:
+    """An option the search put off without evaluating it whole, and why."""
+
     index: int
     option: Option
     probe: _Probe

@@ -33,6 +33,9 @@ class Offload:
 
 @record
 class Deployment:
+    """How an engine runs a model on a machine: tensor-, pipeline-, data- and expert-parallel degrees, the
+    sequences served at once with their context each, and what is offloaded to host memory."""
+
     engine: str
     tp: int = 1
     pp: int = 1

@@ -72,6 +72,9 @@ class Recipe:
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: one table per loaded registry
 class QuantTable:
+    """The element types (`types`), the quantization recipes (`recipes`) and the type each format falls back to
+    (`fallback`) of profiles/quants.toml."""
+
     types: dict
     recipes: dict
     fallback: dict

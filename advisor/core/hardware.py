@@ -169,6 +169,9 @@ class Cpu:
 
 @record
 class Machine:
+    """What a machine has, observed (NVML, the host) or simulated: its GPUs, RAM, CPU and the links between
+    them. None is unknown, never zero."""
+
     source: str  # "nvml" | "simulated" | "none"
     gpus: tuple[Device, ...] = ()
     ram_total_bytes: int | None = None

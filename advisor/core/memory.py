@@ -71,6 +71,9 @@ class KVChoice:
 
 @record
 class Estimate:
+    """One model at one quant, KV type and context on one machine: the memory terms, the placement per device,
+    the verdict (None: unknown) and the notes saying why."""
+
     model: str
     quant: str
     kv_type: str

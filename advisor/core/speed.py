@@ -106,6 +106,9 @@ FALLBACK_LINK = Link("pcie4-x16", "PCIe 4.0 x16 (assumed)", 31.5, 15.9, "profile
 
 @record
 class Speed:
+    """Decode and prefill tokens/s over a placement (None: unknown), with their ranges and the terms behind
+    them."""
+
     decode_tokens_per_s: float | None  # all sequences together (one sequence when concurrency is 1)
     decode_range: tuple[float, float] | None
     prefill_tokens_per_s: float | None

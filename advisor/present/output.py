@@ -30,6 +30,8 @@ STATUS_COLOURS = {"GPU": "green", "yes": "green", "GPU+RAM": "yellow", "RAM": "y
 
 @record
 class Table:
+    """Rows under headers, as every output format writes them."""
+
     headers: tuple[str, ...]
     rows: tuple[tuple, ...]
     status_column: int | None = None  # cells of this column are coloured by STATUS_COLOURS on a terminal

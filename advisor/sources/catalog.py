@@ -23,6 +23,9 @@ KINDS = ("gpu", "apple", "unified", "cpu")
 
 @record
 class HardwareSpec:
+    """One row of the hardware catalog (profiles/hardware): a GPU, Apple system, unified-memory box or CPU, with
+    its memory, bandwidth, compute, power and price, each from its source."""
+
     id: str
     name: str
     vendor: str

@@ -92,6 +92,8 @@ class Rental:
 
 @dataclass(frozen=True, eq=False)
 class PriceTables:
+    """The API prices and the electricity regions of profiles/prices, as loaded."""
+
     apis: tuple[ApiPrice, ...]
     regions: tuple[Region, ...]
     rentals: tuple[Rental, ...]

@@ -255,6 +255,9 @@ _TYPE_FIELDS = ("block_elements", "block_bytes", "kv", "scale_bytes", "scale_row
 
 @record
 class Registry:
+    """Every loaded model profile (shipped and the user's), the quantization table, and the notices loading them
+    gave (a user profile that shadows a shipped one)."""
+
     models: dict  # id -> ModelProfile, in file order
     quants: QuantTable
     notices: tuple[str, ...] = field(default=())
