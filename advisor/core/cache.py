@@ -193,9 +193,14 @@ class CacheLayout:
     def _spans(self) -> tuple[tuple[CacheSpec, ...], tuple[tuple[int, ...], ...]]:
         """The distinct specs, and for each the number of layers before layer i that use it (prefix counts): a
         model has a handful of distinct specs over hundreds of layers, and placement asks for many spans."""
+        # by identity first (a layout repeats a few spec objects: ids are cheaper than hashing each layer's record),
+        # then the distinct objects merged by value
+        ids = list(map(id, self.layers))
+        objects = dict(zip(ids, self.layers))
         unique: dict[CacheSpec, int] = {}
-        index = [unique.setdefault(spec, len(unique)) for spec in self.layers]
-        counts = tuple(tuple(accumulate((k == u for k in index), initial=0)) for u in range(len(unique)))
+        slot = {key: unique.setdefault(spec, len(unique)) for key, spec in objects.items()}
+        index = list(map(slot.__getitem__, ids))
+        counts = tuple(tuple(accumulate(map(u.__eq__, index), initial=0)) for u in range(len(unique)))
         return tuple(unique), counts
 
     def span_bytes(self, start: int, stop: int, cells: int, sequences: int = 1, alloc: Allocation = NO_PADDING,
@@ -261,7 +266,7 @@ class CacheLayout:
 
     def breakpoints(self, sequences: int, alloc: Allocation) -> set[int]:
         """Cells where the cache's growth changes slope (windows filling up)."""
-        return {c for spec in self.layers if (c := spec.fills_at(sequences, alloc)) is not None}
+        return {c for spec in self._spans[0] if (c := spec.fills_at(sequences, alloc)) is not None}
 
 
 def bits_type(bits: int) -> ElementType:
@@ -318,7 +323,7 @@ def cache_layout(
     if m.attention == "yoco":
         half = m.layers // 2
         window = m.self_decoder_window
-        self_layers = [SlidingWindow(k_row, v_row, kv_heads=m.kv_heads, window=window) for _ in range(half)]
+        self_layers = [SlidingWindow(k_row, v_row, kv_heads=m.kv_heads, window=window)] * half
         shared = FullAttention(k_row, v_row, kv_heads=m.kv_heads)  # computed once, read by every cross-decoder layer
         readers = [SharedCache(source_layer=half) for _ in range(m.layers - half - 1)]
         return CacheLayout(tuple(self_layers + [shared] + readers), k_type.name, v_type.name, "YOCO shared")
@@ -334,14 +339,16 @@ def cache_layout(
         if kind in m.layer_pattern:
             by_kind[kind] = RecurrentState(state_bytes=recurrent_state_bytes(m, kind, state_element_bytes),
                                            kv_heads=heads)
+    kinds = m.layer_kinds()
+    label = m.attention_label if not swa_full else f"{m.attention_label} (full)"
+    if "X" not in kinds:
+        return CacheLayout(tuple(map(by_kind.__getitem__, kinds)), k_type.name, v_type.name, label)
     layers, last_owner = [], {}
-    for i in range(m.layers):
-        kind = m.layer_kind(i)
+    for i, kind in enumerate(kinds):
         if kind == "X":  # reads the cache of the last earlier layer that owns one (Gemma 3n)
             layers.append(SharedCache(source_layer=last_owner.get("A", last_owner.get("S", 0))))
             continue
         if kind in "AS":
             last_owner[kind] = i
         layers.append(by_kind[kind])
-    label = m.attention_label if not swa_full else f"{m.attention_label} (full)"
     return CacheLayout(tuple(layers), k_type.name, v_type.name, label)
