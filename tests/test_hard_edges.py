@@ -456,6 +456,25 @@ def test_stdout_on_a_full_disk_is_one_line_and_exit_1(args):
     one_error_line(p, 1, "cannot write the output", "No space left on device")
 
 
+@pytest.mark.parametrize("args", [["check", *GPU, "--model", "llama-3-8b", "--json"], ["models"]])
+def test_a_closed_stdout_is_one_line_and_exit_1(args):
+    # before: to_json asked sys.stdout (None) whether it is a terminal, a traceback
+    p = subprocess.run([sys.executable, "-m", "advisor", *args], stderr=subprocess.PIPE, text=True, timeout=TIMEOUT,
+                       preexec_fn=lambda: os.close(1))
+    one_error_line(p, 1, "cannot write the output", "stdout is closed")
+
+
+def test_the_exit_status_and_the_whole_output_survive_the_fast_exit():
+    # the console entry point ends with os._exit once stdout is flushed: a large answer through a pipe still arrives
+    # whole, and an error keeps its status
+    p = advisor("check", *GPU, "--all-models", "--json")
+    assert p.returncode == 0, p.stderr
+    assert len(p.stdout) > 500_000 and len(strict_json(p.stdout)["results"]) > 200
+    one_error_line(advisor("fit", "no-such-model"), 2, "unknown model")
+    p = advisor("check", "--bogus-option")
+    assert p.returncode == 2 and "--bogus-option" in p.stderr
+
+
 # ================================================================ 5. MIG instances and NVML values that cannot be true
 
 A100 = "NVIDIA A100-SXM4-80GB"

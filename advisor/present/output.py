@@ -270,7 +270,7 @@ def to_json(obj, pretty: bool | None = None) -> str:
     if pretty is None:
         import sys
 
-        pretty = sys.stdout.isatty()
+        pretty = sys.stdout is not None and sys.stdout.isatty()  # None: started with stdout closed
     try:
         # allow_nan=False: JSON has no NaN or Infinity (json.dumps would write bare NaN, which strict parsers reject)
         return json.dumps(obj, indent=2 if pretty else None, allow_nan=False)
