@@ -111,3 +111,21 @@ def test_a_record_without_a_docstring_is_documented_by_its_fields():
         a: int
 
     assert Documented.__doc__ == "Its own words."
+
+
+@given(values, st.integers(0, 3))
+def test_arguments_bind_as_a_dataclass_s_init_binds_them(value, n_positional):
+    # the first n given by position, the rest by keyword; defaults where the tuple is cut short
+    import inspect
+
+    names = ("x", "y", "label")
+    kwargs = dict(zip(names[n_positional:], value[n_positional:]))
+    assert Point(*value[:n_positional], **kwargs) == Point(*value) and vars(Point(*value)) == vars(RefPoint(*value))
+    def params(cls):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(cls).parameters.values()]
+
+    assert params(Point) == params(RefPoint)
+    with pytest.raises(TypeError):
+        Point(*value, **{names[0]: 1})  # given twice
+    with pytest.raises(TypeError):
+        Point(1, nope=2)

