@@ -2,6 +2,7 @@
 replace, pickling), with the comparison methods written once instead of generated per class."""
 
 import dataclasses
+import inspect
 import pickle
 
 import pytest
@@ -88,6 +89,7 @@ def test_defaults_factories_and_post_init_are_as_a_dataclass_s():
             object.__setattr__(self, "checked", True)
 
     a, b = Box(1), Box(1)
+    assert str(inspect.signature(Box)) == "(size, tags=(), items=<factory>)"  # as dataclasses shows a factory
     assert a.items == [] and a.items is not b.items and a.tags == () and a.checked  # a fresh list each time
     assert Box(2, ("x",), [3]) == Box(size=2, tags=("x",), items=[3])
     with pytest.raises(TypeError):
@@ -116,8 +118,6 @@ def test_a_record_without_a_docstring_is_documented_by_its_fields():
 @given(values, st.integers(0, 3))
 def test_arguments_bind_as_a_dataclass_s_init_binds_them(value, n_positional):
     # the first n given by position, the rest by keyword; defaults where the tuple is cut short
-    import inspect
-
     names = ("x", "y", "label")
     kwargs = dict(zip(names[n_positional:], value[n_positional:]))
     assert Point(*value[:n_positional], **kwargs) == Point(*value) and vars(Point(*value)) == vars(RefPoint(*value))

@@ -49,12 +49,22 @@ def _getter(names: tuple[str, ...]):
     return lambda obj: ()
 
 
+class _Factory:
+    """The default of a field made by its default_factory, shown as dataclasses shows it in a signature."""
+
+    def __repr__(self):
+        return "<factory>"
+
+
+_FACTORY = _Factory()
+
+
 def _init(cls):
     """The __init__ dataclasses would write for a frozen class: the fields in order as parameters (a default, or a
     default_factory called when the argument is not given), then __post_init__ if the class has one. The fields
     are set as one instance dict, with one object.__setattr__ call rather than one per field: a 15-field record is
     made in ~55 % of the time, and the source is shorter to compile (defaults go in __defaults__, not the text)."""
-    env = {"__set": object.__setattr__, "__factory": MISSING}
+    env = {"__set": object.__setattr__, "__factory": _FACTORY}
     params, values, defaults = [], [], []
     for f in fields(cls):
         params.append(f.name)
@@ -63,7 +73,7 @@ def _init(cls):
             values.append(f"{f.name!r}: {f.name}")
         elif f.default_factory is not MISSING:
             env[f"__make_{f.name}"] = f.default_factory
-            defaults.append(MISSING)
+            defaults.append(_FACTORY)
             values.append(f"{f.name!r}: __make_{f.name}() if {f.name} is __factory else {f.name}")
         else:
             values.append(f"{f.name!r}: {f.name}")
