@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
 from advisor.errors import AdvisorError, UsageError
@@ -24,6 +23,7 @@ from advisor.sources.model_files import load_model
 from advisor.core.model import ModelProfile
 from advisor.sources.profiles import load_registry
 from advisor.core.speed import Speed, estimate_speed
+from advisor.core.record import replace  # dataclasses.replace, faster for records
 
 __all__ = [
     "AdvisorError", "UsageError", "Device", "Machine", "EngineSettings", "Estimate", "KVChoice", "ModelProfile",

@@ -129,3 +129,45 @@ def test_arguments_bind_as_a_dataclass_s_init_binds_them(value, n_positional):
         Point(*value, **{names[0]: 1})  # given twice
     with pytest.raises(TypeError):
         Point(1, nope=2)
+
+
+@given(values, values)
+def test_record_replace_is_dataclasses_replace(a, b):
+    from advisor.core.record import replace
+
+    changes = dict(zip(("x", "y", "label"), b))
+    for n in range(4):
+        some = dict(list(changes.items())[:n])
+        assert replace(Point(*a), **some) == dataclasses.replace(Point(*a), **some) == Point(**{**vars(Point(*a)), **some})
+    with pytest.raises(TypeError):
+        replace(Point(*a), z=1)
+
+
+def test_record_replace_reruns_post_init_and_drops_cached_values():
+    from functools import cached_property
+
+    from advisor.core.record import replace
+
+    @record
+    class Checked:
+        n: int
+
+        def __post_init__(self):
+            if self.n < 0:
+                raise ValueError("negative")
+
+    with pytest.raises(ValueError):
+        replace(Checked(1), n=-1)
+
+    @record
+    class Cached:
+        n: int
+
+        @cached_property
+        def double(self):
+            return 2 * self.n
+
+    c = Cached(2)
+    assert c.double == 4 and replace(c, n=5).double == 10 and replace(c).double == 4
+    refs = dataclasses.make_dataclass("Ref", [("x", int)], frozen=True)
+    assert replace(refs(1), x=2) == refs(2)  # not a record: dataclasses.replace's

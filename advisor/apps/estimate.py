@@ -5,14 +5,13 @@ Every use case (check, fit, breakeven, plan, validate) asks through these functi
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from advisor import engines
 from advisor.core.deployment import Offload
 from advisor.core.formats import QuantTable
 from advisor.core.hardware import Machine
 from advisor.core.memory import EngineSettings, Estimate, KVChoice, max_context
 from advisor.core.model import ModelProfile
+from advisor.core.record import replace  # dataclasses.replace, faster for records
 from advisor.core.tensors import WeightsLayout, weights_layout
 from advisor.core.units import GIB
 from advisor.errors import UsageError

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from functools import cached_property
 
@@ -32,7 +32,7 @@ from advisor.core.hardware import Machine
 from advisor.core.memory import EngineSettings, Estimate, KVChoice
 from advisor.core.model import ModelProfile
 from advisor.core.power import PowerModel, power_known_whatever_runs, system_power
-from advisor.core.record import record
+from advisor.core.record import record, replace
 from advisor.core.speed import estimate_speed
 from advisor.core.tensors import WeightsLayout, weights_layout
 from advisor.core.units import GIB

@@ -13,15 +13,13 @@ check and plan, and the lines that explain its terms. Engine names are compared 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from advisor.core.cache import Allocation, CacheLayout, bits_type, cache_layout
 from advisor.core.deployment import Deployment, Placement
 from advisor.core.formats import ElementType, QuantTable
 from advisor.core.hardware import Machine
 from advisor.core.memory import EngineSettings, Estimate, KVChoice
 from advisor.core.model import ModelProfile
-from advisor.core.record import record
+from advisor.core.record import record, replace  # replace: dataclasses.replace, faster for records
 from advisor.core.tensors import WeightsLayout, weights_layout
 from advisor.errors import UsageError
 

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import replace
 from functools import lru_cache
 
 from advisor.core.cache import Allocation
@@ -21,7 +20,7 @@ from advisor.core.hardware import Machine
 from advisor.core.memory import (CPU_MOE_ALL_LAYERS, CUDA_RUNTIME_BYTES, EngineSettings, Estimate, gpu_usable_bytes,
                                  host_usable_bytes)
 from advisor.core.model import ModelProfile
-from advisor.core.record import record
+from advisor.core.record import record, replace  # replace: dataclasses.replace, faster for records
 from advisor.core.units import GIB, fmt_gib, fmt_mib
 from advisor.engines.base import Engine, Job
 from advisor.errors import UsageError

@@ -7,10 +7,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from advisor.core.cache import Allocation
 from advisor.core.memory import EngineSettings
+from advisor.core.record import replace  # dataclasses.replace, faster for records
 from advisor.engines.base import Job
 from advisor.engines.llamacpp import LlamaCpp
 
