@@ -107,20 +107,25 @@ class WeightsLayout:
     n_layers: int
     params: int
 
-    # Stored (advisor check keeps ~50 layouts in the parsed-data cache), the groups travel as plain tuples and are
-    # made TensorGroups again only when read: unpickling ~15,000 dataclass instances took 15 ms of a start-up,
-    # the tuples 1.5 ms, and a start-up that has the sums (`with_sums`) never reads the groups.
+    # Stored (advisor check keeps ~50 layouts in the parsed-data cache), the groups travel as one pickled blob of
+    # plain tuples, made TensorGroups again only when read: a start-up that has the sums (`with_sums`) never reads
+    # them. Unpickling ~15,000 dataclass instances took 15 ms of a start-up, the tuples 1.5 ms (40,000 ints, two
+    # thirds of the stored layouts), the blob a copy of its bytes.
     def __reduce__(self):
+        import pickle
+
         state = dict(self.__dict__)
         packed = tuple((g.kind, g.layer, g.nbytes, g.active_bytes, g.params, g.active_params)
                        for g in state.pop("groups"))
-        return _restored_layout, (type(self), packed, state)
+        return _restored_layout, (type(self), pickle.dumps(packed, protocol=pickle.HIGHEST_PROTOCOL), state)
 
     def __getattr__(self, name):  # only for what is not in __dict__: the groups of a restored layout
         packed = self.__dict__.get("_packed_groups") if name == "groups" else None
         if packed is None:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        groups = tuple(TensorGroup(*row) for row in packed)
+        import pickle
+
+        groups = tuple(TensorGroup(*row) for row in pickle.loads(packed))
         self.__dict__["groups"] = groups
         return groups
 
@@ -250,8 +255,8 @@ class WeightsLayout:
         return 8 * self.total_bytes / self.params if self.params else 0.0
 
 
-def _restored_layout(cls, packed: tuple, state: dict) -> WeightsLayout:
-    """A pickled layout (WeightsLayout.__reduce__): its state, the groups packed until read."""
+def _restored_layout(cls, packed: bytes, state: dict) -> WeightsLayout:
+    """A pickled layout (WeightsLayout.__reduce__): its state, the groups' pickled tuples until read."""
     layout = object.__new__(cls)
     layout.__dict__.update(state)
     layout.__dict__["_packed_groups"] = packed

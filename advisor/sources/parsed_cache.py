@@ -14,7 +14,7 @@ from pathlib import Path
 
 from advisor import __version__
 
-FORMAT = 1  # bump when what is pickled changes shape
+FORMAT = 2  # bump when what is pickled changes shape (2: a layout's groups as one pickled blob)
 
 
 def _signature(files) -> tuple:
