@@ -306,7 +306,11 @@ def _output_lost(exc: OSError):
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
-    _fail_line(f"cannot write the output: {exc.strerror or exc}", 1)
+    _fail_line(_output_lost_words(exc), 1)
+
+
+def _output_lost_words(exc: OSError) -> str:
+    return f"cannot write the output: {exc.strerror or exc}"
 
 
 def _reader_left():
@@ -1214,7 +1218,7 @@ def _leave(code) -> None:
     except OSError as exc:  # as _output_lost: the output is incomplete, and says so
         status = 1
         try:
-            sys.stderr.write(f"advisor: error: cannot write the output: {exc.strerror or exc}\n")
+            sys.stderr.write(f"advisor: error: {_output_lost_words(exc)}\n")
         except OSError:
             pass
     try:

@@ -169,5 +169,13 @@ def test_record_replace_reruns_post_init_and_drops_cached_values():
 
     c = Cached(2)
     assert c.double == 4 and replace(c, n=5).double == 10 and replace(c).double == 4
+    class Sub(Point):  # a plain subclass of a record with nothing cached, caching something of its own
+        @cached_property
+        def twice(self):
+            return 2 * self.x
+
+    s = Sub(1)
+    assert s.twice == 2 and replace(s, x=3).twice == 6 and type(replace(s, x=3)) is Sub
+    assert replace(Point(1), x=2).__dict__ == {"x": 2, "y": 0, "label": ""}
     refs = dataclasses.make_dataclass("Ref", [("x", int)], frozen=True)
     assert replace(refs(1), x=2) == refs(2)  # not a record: dataclasses.replace's

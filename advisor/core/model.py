@@ -126,7 +126,7 @@ class ModelProfile:
             return self.layer_pattern
         if not self.sliding_window or not self.global_every:
             return "A" * self.layers
-        return "".join("A" if (i + 1) % self.global_every == 0 else "S" for i in range(self.layers))
+        return "".join("A" if self.is_global_layer(i) else "S" for i in range(self.layers))
 
     def is_moe_layer(self, i: int) -> bool:
         if not self.experts or i < self.dense_layers:

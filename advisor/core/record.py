@@ -13,6 +13,8 @@ The __init__ sets the instance dict whole, in one call (advisor check: 603 M -> 
 from __future__ import annotations
 
 from dataclasses import MISSING, FrozenInstanceError, dataclass, fields
+from dataclasses import replace as replace_dataclass
+from functools import cached_property
 from operator import attrgetter
 
 
@@ -95,15 +97,16 @@ def replace(obj, /, **changes):
     dataclasses.replace. Anything else goes to dataclasses.replace."""
     cls = obj.__class__
     plain = getattr(cls, "_record_plain", None)
-    if plain is None or plain[0] is not cls.__dataclass_fields__:  # not a record, or a dataclass built on one
-        from dataclasses import replace as replace_dataclass
-
+    if plain is None or plain[1] is not cls.__dataclass_fields__:  # not a record, or a dataclass built on one
         return replace_dataclass(obj, **changes)
-    known, names, values_of = plain
-    unknown = changes.keys() - known.keys()
-    if unknown:
-        raise TypeError(f"{cls.__qualname__}.__init__() got an unexpected keyword argument {min(unknown)!r}")
-    values = dict(zip(names, values_of(obj)))
+    decorated, known, names, values_of, nothing_cached = plain
+    if not changes.keys() <= known.keys():
+        unknown = min(changes.keys() - known.keys())
+        raise TypeError(f"{cls.__qualname__}.__init__() got an unexpected keyword argument {unknown!r}")
+    if nothing_cached and cls is decorated:  # the instance dict is its fields: copied whole
+        values = obj.__dict__.copy()
+    else:  # a plain subclass may cache more in its dict than its fields
+        values = dict(zip(names, values_of(obj)))
     values.update(changes)
     new = object.__new__(cls)
     object.__setattr__(new, "__dict__", values)
@@ -118,7 +121,9 @@ def record(cls):
     names = tuple(f.name for f in fields(cls))
     cls._field_values = staticmethod(_getter(names))
     # what `replace` copies; None when __post_init__ must see every new instance
-    cls._record_plain = None if hasattr(cls, "__post_init__") else (cls.__dataclass_fields__, names, cls._field_values)
+    nothing_cached = not any(isinstance(v, cached_property) for k in cls.__mro__ for v in vars(k).values())
+    cls._record_plain = None if hasattr(cls, "__post_init__") else (
+        cls, cls.__dataclass_fields__, names, cls._field_values, nothing_cached)
     for name, method in (("__init__", _init(cls)), ("__eq__", _eq), ("__hash__", _hash), ("__repr__", _repr),
                          ("__setattr__", _setattr), ("__delattr__", _delattr)):
         if name not in cls.__dict__:
