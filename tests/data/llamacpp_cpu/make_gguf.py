@@ -103,6 +103,13 @@ def _exps(i, hidden, ff, n):
             (f"blk.{i}.ffn_up_exps.weight", (hidden, ff, n)), (f"blk.{i}.ffn_down_exps.weight", (ff, hidden, n))]
 
 
+def _experts(arch, ff, n, used):
+    """The routed-expert keys every MoE header has: each expert's FFN width, how many experts, how many a token
+    uses."""
+    return [(f"{arch}.expert_feed_forward_length", ff), (f"{arch}.expert_count", n),
+            (f"{arch}.expert_used_count", used)]
+
+
 def gemma3_4b():
     """google/gemma-3-4b-it (tests/data/configs/gemma-3-4b-it.json; the keys it leaves out are Gemma3TextConfig's
     defaults: 8 heads, 4 KV heads, head_dim 256, vocab 262208, sliding_window_pattern 6, 131072 positions)."""
@@ -132,8 +139,7 @@ def deepseek_v2_lite():
         (f"{arch}.attention.value_length", rank), (f"{arch}.rope.dimension_count", rope),
         (f"{arch}.attention.key_length_mla", nope + rope), (f"{arch}.attention.value_length_mla", vd),
         (f"{arch}.attention.kv_lora_rank", rank), (f"{arch}.leading_dense_block_count", c["first_k_dense_replace"]),
-        (f"{arch}.expert_feed_forward_length", eff), (f"{arch}.expert_count", n_exp),
-        (f"{arch}.expert_used_count", c["num_experts_per_tok"]), (f"{arch}.expert_shared_count", c["n_shared_experts"]),
+        *_experts(arch, eff, n_exp, c["num_experts_per_tok"]), (f"{arch}.expert_shared_count", c["n_shared_experts"]),
         (f"{arch}.expert_weights_scale", 1.0), (f"{arch}.expert_gating_func", 1)]
     t = [("token_embd.weight", (H, vocab)), ("output_norm.weight", (H,)), ("output.weight", (H, vocab))]
     for i in range(L):
@@ -160,8 +166,7 @@ def gpt_oss_20b():
         c["num_key_value_heads"], c["head_dim"]
     ff, n_exp, vocab = c["intermediate_size"], c["num_local_experts"], c["vocab_size"]
     meta = _common(arch, c, L, H, heads, kv, hd, ff, c["max_position_embeddings"], vocab) + [
-        (f"{arch}.expert_feed_forward_length", ff), (f"{arch}.expert_count", n_exp),
-        (f"{arch}.expert_used_count", c["num_experts_per_tok"]), (f"{arch}.attention.sliding_window", c["sliding_window"])]
+        *_experts(arch, ff, n_exp, c["num_experts_per_tok"]), (f"{arch}.attention.sliding_window", c["sliding_window"])]
     t = [("token_embd.weight", (H, vocab)), ("output_norm.weight", (H,)), ("output.weight", (H, vocab))]
     for i in range(L):
         t += [(f"blk.{i}.attn_norm.weight", (H,)), (f"blk.{i}.post_attention_norm.weight", (H,))]
@@ -196,8 +201,7 @@ def llama4_scout():
         c["num_key_value_heads"], c["head_dim"]
     ff, n_exp, vocab = c["intermediate_size"], c["num_local_experts"], c["vocab_size"]
     meta = _common(arch, c, L, H, heads, kv, hd, c["intermediate_size_mlp"], c["max_position_embeddings"], vocab) + [
-        (f"{arch}.expert_feed_forward_length", ff), (f"{arch}.expert_count", n_exp),
-        (f"{arch}.expert_used_count", c["num_experts_per_tok"]),
+        *_experts(arch, ff, n_exp, c["num_experts_per_tok"]),
         (f"{arch}.interleave_moe_layer_step", c["interleave_moe_layer_step"])]
     t = [("token_embd.weight", (H, vocab)), ("output_norm.weight", (H,)), ("output.weight", (H, vocab))]
     for i in range(L):
@@ -240,9 +244,8 @@ def qwen3_30b_a3b_q4_0():
     arch, L, H, heads, kv, hd = "qwen3moe", c["num_hidden_layers"], c["hidden_size"], c["num_attention_heads"], \
         c["num_key_value_heads"], c["head_dim"]
     eff, n_exp, vocab = c["moe_intermediate_size"], c["num_experts"], c["vocab_size"]
-    meta = _common(arch, c, L, H, heads, kv, hd, c["intermediate_size"], c["max_position_embeddings"], vocab) + [
-        (f"{arch}.expert_feed_forward_length", eff), (f"{arch}.expert_count", n_exp),
-        (f"{arch}.expert_used_count", c["num_experts_per_tok"])]
+    meta = _common(arch, c, L, H, heads, kv, hd, c["intermediate_size"], c["max_position_embeddings"], vocab) + \
+        _experts(arch, eff, n_exp, c["num_experts_per_tok"])
     t = [("token_embd.weight", (H, vocab)), ("output_norm.weight", (H,)), ("output.weight", (H, vocab))]
     for i in range(L):
         t += [(f"blk.{i}.attn_norm.weight", (H,))] + _attn(i, H, heads * hd, kv * hd)
